@@ -1,0 +1,26 @@
+# Two entry points for a fresh machine: `make book` and `make test` (see README.md).
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: book test clean-book
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+# Executes the notebooks from the committed cpu results; trains nothing unless REPEAT_ALLOW_TRAIN=1.
+book: $(STAMP)
+	timeout 900 $(VENV)/bin/jupyter-book build . -W -n --keep-going
+	@echo "book: file://$(CURDIR)/_build/html/index.html"
+
+# Unit and end-to-end tests on a temporary cache, then every notebook at the smoke profile.
+test: $(STAMP)
+	$(PY) -m pytest -q tests
+	REPEAT_PROFILE=smoke REPEAT_ALLOW_TRAIN=1 REPEAT_CACHE_DIR=$$(mktemp -d) \
+		$(PY) -m pytest -q --nbval-lax --nbval-current-env notebooks/
+
+clean-book:
+	rm -rf _build

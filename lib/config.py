@@ -1,0 +1,143 @@
+"""Frozen run configuration and its cache key.
+
+A run is a pure function of its `RunConfig`; `key()` hashes every field that can change the
+numbers, so two equal configs share one cached result in `data_cache/runs/<key>.json`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+
+# Bump when a code change alters the numbers a config produces: old cache entries stop matching.
+ENGINE_VERSION = 1
+
+# Fields that label a run but never change its numbers; they are left out of the key.
+UNKEYED_FIELDS = ("profile", "label")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Which tokens a run sees: corpus, tokenizer, unique subset size U and epochs."""
+
+    corpus: str = "web"
+    tokenizer_corpora: tuple[str, ...] = ("web", "wikipedia")
+    vocab_size: int = 4096  # SentencePiece pieces; 100 T5 sentinels are added on top
+    tokenizer_sample_chars: int = 20_000_000  # characters the tokenizer is trained on
+    max_docs: int | None = None  # read only the first documents of each corpus (smoke profile)
+    unique_tokens: int = 2**22  # U, counted in encoder input tokens, as the paper counts 2^35
+    epochs: int = 1  # total tokens T = U * epochs
+    subset_seed: int = 0  # the one document order every nested subset is a prefix of
+    input_length: int = 128
+    noise_density: float = 0.15
+    mean_noise_span: float = 3.0
+
+    def __post_init__(self):
+        if isinstance(self.epochs, bool) or not isinstance(self.epochs, int) or self.epochs < 1:
+            raise ValueError(
+                f"epochs must be an integer >= 1 (got {self.epochs!r}): a run repeats its unique "
+                "subset a whole number of times; choose unique_tokens = total_tokens / epochs."
+            )
+        if not isinstance(self.unique_tokens, int) or self.unique_tokens < self.input_length or (
+            self.unique_tokens % self.input_length
+        ):
+            raise ValueError(
+                f"unique_tokens must be a positive multiple of input_length={self.input_length} "
+                f"(got {self.unique_tokens!r}): subsets are whole encoder sequences."
+            )
+
+    @property
+    def total_tokens(self) -> int:
+        return self.unique_tokens * self.epochs
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """A T5 v1.1 shape (gated-GELU, untied embeddings)."""
+
+    name: str
+    d_model: int
+    num_layers: int
+    num_decoder_layers: int
+    num_heads: int
+    d_kv: int
+    d_ff: int
+    dropout: float = 0.0
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """AdamW with linear warm-up and cosine decay, defined by total steps."""
+
+    lr: float = 2e-3
+    batch_size: int = 32  # global batch in sequences, whatever the number of processes
+    warmup_fraction: float = 0.02
+    final_lr_fraction: float = 0.1
+    weight_decay: float = 0.0
+    beta1: float = 0.9
+    beta2: float = 0.98
+    grad_clip: float = 1.0
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    data: DataConfig
+    model: ModelConfig
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    seed: int = 0
+    eval_sequences: int = 256
+    precision: str = "fp32"  # "fp32" or "bf16" (autocast in training steps; evaluation is fp32)
+    compile: bool = False
+    profile: str = "custom"
+    label: str = ""
+
+    def __post_init__(self):
+        if self.precision not in ("fp32", "bf16"):
+            raise ValueError(f"precision must be 'fp32' or 'bf16', got {self.precision!r}")
+        tokens_per_step = self.optim.batch_size * self.data.input_length
+        if self.data.total_tokens % tokens_per_step:
+            raise ValueError(
+                f"total tokens U*epochs = {self.data.total_tokens} is not a multiple of one step's "
+                f"{tokens_per_step} tokens (batch {self.optim.batch_size} x {self.data.input_length})."
+            )
+
+    @property
+    def steps(self) -> int:
+        return self.data.total_tokens // (self.optim.batch_size * self.data.input_length)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "RunConfig":
+        data = dict(d["data"])
+        data["tokenizer_corpora"] = tuple(data["tokenizer_corpora"])
+        return cls(
+            data=DataConfig(**data),
+            model=ModelConfig(**d["model"]),
+            optim=OptimConfig(**d["optim"]),
+            **{k: v for k, v in d.items() if k not in ("data", "model", "optim")},
+        )
+
+    def key(self) -> str:
+        """Hash of every field that changes results (plus the engine version)."""
+        d = self.to_dict()
+        for name in UNKEYED_FIELDS:
+            d.pop(name)
+        blob = json.dumps({"engine": ENGINE_VERSION, "config": d}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    def replace(self, **changes) -> "RunConfig":
+        """Copy with top-level or nested changes, e.g. replace(seed=1, data__epochs=4)."""
+        nested: dict[str, dict] = {}
+        top = {}
+        for name, value in changes.items():
+            if "__" in name:
+                part, sub = name.split("__", 1)
+                nested.setdefault(part, {})[sub] = value
+            else:
+                top[name] = value
+        for part, subs in nested.items():
+            top[part] = dataclasses.replace(getattr(self, part), **subs)
+        return dataclasses.replace(self, **top)

@@ -1,0 +1,98 @@
+"""T5 span corruption (Raffel et al. 2020), after T5's `random_spans_noise_mask`.
+
+A raw chunk of `raw_length` tokens gets `round(raw_length * density)` noise tokens in
+`round(noise / mean_span)` spans. Inputs keep the other tokens, with each noise span replaced by
+the next sentinel; targets hold each sentinel followed by its span; both end with EOS. The lengths
+are fixed, so batches need no padding.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from lib.tokenizer import EOS_ID
+
+
+def _noise_counts(raw_length: int, density: float, mean_span: float) -> tuple[int, int]:
+    num_noise = min(max(int(round(raw_length * density)), 1), raw_length - 1)
+    num_spans = max(int(round(num_noise / mean_span)), 1)
+    return num_noise, num_spans
+
+
+def lengths_for_raw(raw_length: int, density: float, mean_span: float) -> tuple[int, int]:
+    """(input length, target length) that a raw chunk of this length produces."""
+    num_noise, num_spans = _noise_counts(raw_length, density, mean_span)
+    return raw_length - num_noise + num_spans + 1, num_noise + num_spans + 1
+
+
+def raw_length_for_inputs(input_length: int, density: float, mean_span: float) -> tuple[int, int]:
+    """The longest raw chunk whose inputs fit `input_length`, and its target length
+    (T5's `compute_input_and_target_lengths`)."""
+    raw = input_length
+    while lengths_for_raw(raw + 1, density, mean_span)[0] <= input_length:
+        raw += 1
+    return raw, lengths_for_raw(raw, density, mean_span)[1]
+
+
+def _random_segmentation(num_items: int, num_segments: int, rng: np.random.Generator) -> np.ndarray:
+    """Split `num_items` into `num_segments` non-empty segments uniformly at random: their lengths."""
+    first = np.zeros(num_items, dtype=bool)
+    first[1 + rng.choice(num_items - 1, size=num_segments - 1, replace=False)] = True
+    segment_id = np.cumsum(first)
+    return np.bincount(segment_id, minlength=num_segments)
+
+
+def random_spans_noise_mask(raw_length: int, density: float, mean_span: float,
+                            rng: np.random.Generator) -> np.ndarray:
+    """Boolean mask of noise positions: alternating non-noise/noise spans, starting with non-noise."""
+    num_noise, num_spans = _noise_counts(raw_length, density, mean_span)
+    noise_lengths = _random_segmentation(num_noise, num_spans, rng)
+    keep_lengths = _random_segmentation(raw_length - num_noise, num_spans, rng)
+    interleaved = np.stack([keep_lengths, noise_lengths], axis=1).reshape(-1)
+    span_starts = np.cumsum(interleaved)[:-1]
+    start_indicator = np.zeros(raw_length, dtype=bool)
+    start_indicator[span_starts] = True
+    return np.cumsum(start_indicator) % 2 == 1
+
+
+@dataclass(frozen=True)
+class SpanCorruption:
+    """Turns raw token chunks into fixed-length (inputs, targets) pairs."""
+
+    input_length: int
+    total_vocab: int  # sentinel i has id total_vocab - 1 - i
+    density: float = 0.15
+    mean_span: float = 3.0
+
+    @property
+    def raw_length(self) -> int:
+        return raw_length_for_inputs(self.input_length, self.density, self.mean_span)[0]
+
+    @property
+    def target_length(self) -> int:
+        return raw_length_for_inputs(self.input_length, self.density, self.mean_span)[1]
+
+    def masks(self, batch: int, rng: np.random.Generator) -> np.ndarray:
+        return np.stack([random_spans_noise_mask(self.raw_length, self.density, self.mean_span, rng)
+                         for _ in range(batch)])
+
+    def apply(self, raw: np.ndarray, noise: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """raw, noise: [batch, raw_length] -> inputs [batch, input_length], targets [batch, target_length]."""
+        inputs = self._replace_spans(raw, noise)
+        targets = self._replace_spans(raw, ~noise)
+        return inputs, targets
+
+    def _replace_spans(self, raw: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """Each masked span -> one sentinel (numbered per row, in order); unmasked tokens kept; + EOS."""
+        previous = np.pad(mask[:, :-1], ((0, 0), (1, 0)))
+        span_start = mask & ~previous
+        sentinel = self.total_vocab - np.cumsum(span_start, axis=1)  # first span gets total_vocab - 1
+        tokens = np.where(span_start, sentinel, raw)
+        keep = ~mask | span_start
+        rows = tokens[keep].reshape(len(raw), -1)
+        eos = np.full((len(raw), 1), EOS_ID, dtype=rows.dtype)
+        return np.concatenate([rows, eos], axis=1).astype(np.int64)
+
+    def __call__(self, raw: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        return self.apply(raw, self.masks(len(raw), rng))

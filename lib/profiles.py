@@ -1,0 +1,110 @@
+"""Scale profiles: model presets, budgets and execution settings for smoke, cpu, gpu and paper.
+
+The same code runs every profile; only these numbers change.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from lib.config import DataConfig, ModelConfig, OptimConfig, RunConfig
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    description: str
+    presets: dict[str, ModelConfig]  # smallest to largest
+    learning_rates: dict[str, float]  # per size (PILOT.md lesson 5)
+    vocab_size: int
+    total_tokens: int  # T of the repetition grid
+    batch_size: int
+    input_length: int
+    eval_sequences: int
+    precision: str
+    compile: bool
+    max_docs: int | None = None
+    tokenizer_sample_chars: int = 20_000_000
+    tokenizer_corpora: tuple[str, ...] = ("web", "wikipedia")
+    corpus: str = "web"  # the default training corpus ("c4" and "wikipedia-hub" read the Hub)
+
+    @property
+    def sizes(self) -> list[str]:
+        return list(self.presets)
+
+    def config(self, size: str, *, unique_tokens: int | None = None, epochs: int = 1,
+               corpus: str | None = None, seed: int = 0, label: str = "", **optim) -> RunConfig:
+        """The run config for one cell: a model size trained on U unique tokens for some epochs."""
+        if size not in self.presets:
+            raise ValueError(f"unknown size {size!r} for profile {self.name!r}; choose from {self.sizes}")
+        data = DataConfig(
+            corpus=corpus or self.corpus,
+            tokenizer_corpora=self.tokenizer_corpora,
+            vocab_size=self.vocab_size,
+            tokenizer_sample_chars=self.tokenizer_sample_chars,
+            max_docs=self.max_docs,
+            unique_tokens=self.total_tokens if unique_tokens is None else unique_tokens,
+            epochs=epochs,
+            input_length=self.input_length,
+        )
+        optim_cfg = OptimConfig(lr=self.learning_rates[size], batch_size=self.batch_size)
+        if optim:
+            optim_cfg = RunConfig(data, self.presets[size], optim_cfg).replace(
+                **{f"optim__{k}": v for k, v in optim.items()}).optim
+        return RunConfig(data=data, model=self.presets[size], optim=optim_cfg, seed=seed,
+                         eval_sequences=self.eval_sequences, precision=self.precision,
+                         compile=self.compile, profile=self.name, label=label)
+
+
+def _t5(name, d_model, layers, heads, d_ff, d_kv=None) -> ModelConfig:
+    return ModelConfig(name=name, d_model=d_model, num_layers=layers, num_decoder_layers=layers,
+                       num_heads=heads, d_kv=d_kv or d_model // heads, d_ff=d_ff)
+
+
+PROFILES: dict[str, Profile] = {
+    "smoke": Profile(
+        name="smoke",
+        description="CI: every run takes seconds on one CPU core; tiny models on the first "
+                    "3,000 documents of each corpus.",
+        presets={"XS": _t5("XS", 32, 1, 2, 64), "S": _t5("S", 48, 1, 2, 96),
+                 "M": _t5("M", 64, 2, 2, 128)},
+        learning_rates={"XS": 3e-3, "S": 3e-3, "M": 2e-3},
+        vocab_size=512, total_tokens=2**14, batch_size=8, input_length=64, eval_sequences=16,
+        precision="fp32", compile=False, max_docs=3000, tokenizer_sample_chars=2_000_000,
+    ),
+    "cpu": Profile(
+        name="cpu",
+        description="The rendered book: 2-core CPU, a few minutes per run, results committed.",
+        presets={"XS": _t5("XS", 64, 2, 4, 192), "S": _t5("S", 128, 2, 4, 384),
+                 "M": _t5("M", 192, 3, 6, 576), "L": _t5("L", 256, 4, 8, 768)},
+        learning_rates={"XS": 2e-3, "S": 2e-3, "M": 1e-3, "L": 7e-4},
+        vocab_size=4000, total_tokens=2**22, batch_size=32, input_length=128, eval_sequences=256,
+        precision="bf16", compile=True,
+    ),
+    "gpu": Profile(
+        name="gpu",
+        description="One modern GPU: T5.1.1-Small-like shapes, 2^28 tokens per run.",
+        presets={"S": _t5("S", 256, 4, 4, 1024, 64), "M": _t5("M", 384, 6, 6, 1536, 64),
+                 "L": _t5("L", 512, 8, 8, 2048, 64), "XL": _t5("XL", 768, 12, 12, 2048, 64)},
+        learning_rates={"S": 1e-3, "M": 7e-4, "L": 5e-4, "XL": 3e-4},
+        vocab_size=16000, total_tokens=2**28, batch_size=128, input_length=256, eval_sequences=1024,
+        precision="bf16", compile=True, tokenizer_sample_chars=50_000_000,
+    ),
+    "paper": Profile(
+        name="paper",
+        description="The paper's T5.1.1 Base/Large/XL at 2^35 tokens (512 inputs, batch 128): "
+                    "configs for clusters, not run here.",
+        presets={"Base": _t5("Base", 768, 12, 12, 2048, 64), "Large": _t5("Large", 1024, 24, 16, 2816, 64),
+                 "XL": _t5("XL", 2048, 24, 32, 5120, 64)},
+        learning_rates={"Base": 1e-4, "Large": 1e-4, "XL": 1e-4},
+        vocab_size=32000, total_tokens=2**35, batch_size=128, input_length=512, eval_sequences=4096,
+        precision="bf16", compile=True, tokenizer_sample_chars=100_000_000, corpus="c4",
+        tokenizer_corpora=("c4", "wikipedia-hub"),
+    ),
+}
+
+
+def get_profile(name: str) -> Profile:
+    if name not in PROFILES:
+        raise ValueError(f"unknown profile {name!r}; choose one of {sorted(PROFILES)} "
+                         "(smoke for CI, cpu for the book, gpu for one GPU, paper for clusters)")
+    return PROFILES[name]

@@ -1,0 +1,38 @@
+"""What produced a result: git commit, library versions, hardware."""
+from __future__ import annotations
+
+import platform
+import subprocess
+from importlib.metadata import version
+
+import torch
+
+from lib.paths import repo_root
+
+LIBRARIES = ("torch", "transformers", "datasets", "accelerate", "numpy", "sentencepiece")
+
+
+def git_sha() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo_root(), capture_output=True,
+                             text=True, timeout=10)
+        return out.stdout.strip() if out.returncode == 0 else "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return f"CPU: {line.split(':', 1)[1].strip()}"
+    except OSError:
+        pass
+    return f"CPU: {platform.processor() or platform.machine()}"
+
+
+def environment(device: torch.device) -> dict:
+    return {"git_sha": git_sha(), "versions": {name: version(name) for name in LIBRARIES},
+            "python": platform.python_version(), "device": device_name(device)}

@@ -1,0 +1,164 @@
+"""The run cache: `data_cache/runs/<key>.json`, written atomically, one lock per key.
+
+`run(cfg)` returns a cached result or trains it; `run_sweep(cfgs)` returns a tidy table with one
+row per run. A corrupt or truncated file (or one whose config does not match) is redone.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+from filelock import FileLock
+from tqdm.auto import tqdm
+
+from lib.config import RunConfig
+from lib.paths import cache_root
+
+REQUIRED = ("config", "curve", "final", "reference", "meta")
+
+
+class MissingRunsError(RuntimeError):
+    """Raised when results are not cached and training is not allowed."""
+
+
+def runs_dir() -> Path:
+    return cache_root() / "runs"
+
+
+def result_path(cfg: RunConfig) -> Path:
+    return runs_dir() / f"{cfg.key()}.json"
+
+
+def allow_train_default() -> bool:
+    return os.environ.get("REPEAT_ALLOW_TRAIN", "0") not in ("", "0", "false", "no")
+
+
+def load_cached(cfg: RunConfig) -> dict | None:
+    """The cached result, or None if absent, unreadable, incomplete or for another config."""
+    path = result_path(cfg)
+    try:
+        result = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if not all(k in result for k in REQUIRED) or not result["curve"]:
+        return None
+    try:
+        if RunConfig.from_dict(result["config"]).key() != cfg.key():
+            return None
+    except (TypeError, KeyError, ValueError):
+        return None
+    return result
+
+
+def write_atomic(path: Path, payload: dict) -> None:
+    """Write JSON to a temporary file in the same folder, then rename it over the target."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(payload, f, indent=1)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def run(cfg: RunConfig, allow_train: bool | None = None, force: bool = False, progress: bool = True) -> dict:
+    """The result of one config: from the cache, or trained now (if allowed) and cached."""
+    from lib.train import train  # torch is imported only when training
+
+    allow_train = allow_train_default() if allow_train is None else allow_train
+    if not force and (cached := load_cached(cfg)) is not None:
+        return cached
+    if not allow_train:
+        raise MissingRunsError(_missing_message([cfg]))
+    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    is_main = int(os.environ.get("RANK", "0")) == 0
+    lock = FileLock(str(runs_dir() / f"{cfg.key()}.lock")) if is_main and not distributed else None
+    runs_dir().mkdir(parents=True, exist_ok=True)
+    with lock if lock is not None else _nullcontext():
+        if not force and not distributed and (cached := load_cached(cfg)) is not None:
+            return cached  # finished by another sweep while we waited for the lock
+        result = train(cfg, checkpoint_dir=cache_root() / "ckpt" / cfg.key(), progress=progress).to_dict()
+        if is_main:
+            write_atomic(result_path(cfg), result)
+    if lock is not None:
+        Path(lock.lock_file).unlink(missing_ok=True)
+    return result
+
+
+class _nullcontext:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def _missing_message(cfgs: list[RunConfig]) -> str:
+    lines = [f"{len(cfgs)} run(s) are not in the cache {runs_dir()}:"]
+    lines += [f"  {c.key()}  {c.label or c.model.name} U={c.data.unique_tokens} epochs={c.data.epochs} "
+              f"corpus={c.data.corpus} seed={c.seed}" for c in cfgs[:20]]
+    if len(cfgs) > 20:
+        lines.append(f"  ... and {len(cfgs) - 20} more")
+    profile = cfgs[0].profile
+    lines.append(f"Train them with allow_train=True, or set REPEAT_ALLOW_TRAIN=1 and rerun, or run "
+                 f"`python -m lib.batch --profile {profile}` (add --only NN for one notebook).")
+    return "\n".join(lines)
+
+
+def flatten(result: dict) -> dict:
+    """One table row: the config's result-changing fields, final metrics, reference and key meta."""
+    cfg = RunConfig.from_dict(result["config"])
+    row = {"key": cfg.key(), "label": cfg.label, "profile": cfg.profile, "size": cfg.model.name,
+           "corpus": cfg.data.corpus, "unique_tokens": cfg.data.unique_tokens, "epochs": cfg.data.epochs,
+           "total_tokens": cfg.data.total_tokens, "seed": cfg.seed, "lr": cfg.optim.lr,
+           "dropout": cfg.model.dropout, "weight_decay": cfg.optim.weight_decay}
+    row.update(result["final"])
+    row.update(result["reference"])
+    meta = result["meta"]
+    row.update({k: meta.get(k) for k in ("params", "non_embedding_params", "train_flops", "wall_seconds",
+                                         "tokens_per_second", "eval_seconds", "train_seconds")})
+    return row
+
+
+def run_sweep(cfgs: list[RunConfig], allow_train: bool | None = None, progress: bool = True) -> pd.DataFrame:
+    """Results of many configs as a DataFrame (one row per run); trains cache misses if allowed."""
+    allow_train = allow_train_default() if allow_train is None else allow_train
+    missing = [c for c in cfgs if load_cached(c) is None]
+    if missing and not allow_train:
+        raise MissingRunsError(_missing_message(missing))
+    print(f"{len(cfgs) - len(missing)}/{len(cfgs)} cached" + (f", training {len(missing)}" if missing else ""))
+    results = []
+    for cfg in tqdm(cfgs, desc="runs", disable=not (progress and missing)):
+        results.append(run(cfg, allow_train=allow_train, progress=progress))
+    return pd.DataFrame([flatten(r) for r in results])
+
+
+def curves(cfgs: list[RunConfig]) -> pd.DataFrame:
+    """Long table of every cached evaluation of these configs (one row per run and evaluation)."""
+    rows = []
+    for cfg in cfgs:
+        result = load_cached(cfg)
+        if result is None:
+            raise MissingRunsError(_missing_message([cfg]))
+        base = {k: v for k, v in flatten(result).items()
+                if k in ("key", "label", "size", "corpus", "unique_tokens", "epochs", "seed", "lr", "dropout")}
+        rows += [{**base, **point} for point in result["curve"]]
+    return pd.DataFrame(rows)
+
+
+def all_results() -> list[dict]:
+    """Every readable result in the cache (for the run ledger)."""
+    results = []
+    for path in sorted(runs_dir().glob("*.json")):
+        try:
+            results.append(json.loads(path.read_text()))
+        except (OSError, ValueError):
+            continue
+    return results

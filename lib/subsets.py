@@ -1,0 +1,92 @@
+"""Nested unique subsets repeated to the token budget, and the fixed validation set.
+
+All subsets of a corpus are prefixes of one seeded document order (`subset_seed`), so every
+smaller subset is contained in every larger one (as in Muennighoff et al.'s datablations). A
+subset of U tokens (counted in encoder inputs) is U / input_length raw chunks; a run reads them
+`epochs` times, in a fresh order each epoch, with a fresh noise mask each time a chunk is drawn.
+Batch contents depend only on (seed, step), so runs resume exactly and split across processes.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from lib.config import DataConfig
+from lib.objectives import SpanCorruption
+from lib.tokens import TokenStore
+
+VALIDATION_MASK_SEED = 20230522  # the same corrupted validation sequences for every run
+
+
+def objective_for(data: DataConfig, store: TokenStore) -> SpanCorruption:
+    return SpanCorruption(data.input_length, store.tokenizer.total_vocab, data.noise_density,
+                          data.mean_noise_span)
+
+
+def training_document_order(store: TokenStore, subset_seed: int) -> np.ndarray:
+    return np.random.default_rng(subset_seed).permutation(store.document_ids(validation=False))
+
+
+def available_unique_tokens(data: DataConfig, store: TokenStore) -> int:
+    """The largest U (in encoder input tokens) the corpus's training split can supply."""
+    raw_length = objective_for(data, store).raw_length
+    return store.count_tokens(store.document_ids(validation=False)) // raw_length * data.input_length
+
+
+def check_subset(data: DataConfig, store: TokenStore) -> None:
+    limit = available_unique_tokens(data, store)
+    if data.unique_tokens > limit:
+        raise ValueError(
+            f"unique_tokens={data.unique_tokens:,} exceeds the {limit:,} encoder-input tokens that the "
+            f"training split of corpus {data.corpus!r} holds ({store.source}). Choose "
+            f"unique_tokens <= {limit:,}, or a larger corpus (max_docs={data.max_docs}).")
+
+
+def unique_chunks(data: DataConfig, store: TokenStore) -> np.ndarray:
+    """The subset: [U / input_length, raw_length] raw chunks, a prefix of the seeded document order."""
+    check_subset(data, store)
+    raw_length = objective_for(data, store).raw_length
+    num_chunks = data.unique_tokens // data.input_length
+    order = training_document_order(store, data.subset_seed)
+    stream = store.concatenate(order, max_tokens=num_chunks * raw_length)
+    return stream.astype(np.int64).reshape(num_chunks, raw_length)
+
+
+class RepeatedSubset:
+    """Batches of span-corrupted sequences for each global step of a run."""
+
+    def __init__(self, data: DataConfig, store: TokenStore, batch_size: int, seed: int):
+        self.chunks = unique_chunks(data, store)
+        self.objective = objective_for(data, store)
+        self.batch_size = batch_size
+        self.seed = seed
+        self._epoch_orders: dict[int, np.ndarray] = {}
+
+    def _epoch_order(self, epoch: int) -> np.ndarray:
+        if epoch not in self._epoch_orders:
+            self._epoch_orders = {epoch: np.random.default_rng([self.seed, epoch]).permutation(len(self.chunks))}
+        return self._epoch_orders[epoch]
+
+    def chunk_indices(self, step: int) -> np.ndarray:
+        """Which unique chunks the global batch of this step holds (epochs reshuffle the order)."""
+        positions = np.arange(step * self.batch_size, (step + 1) * self.batch_size)
+        epochs, within = np.divmod(positions, len(self.chunks))
+        return np.array([self._epoch_order(int(e))[w] for e, w in zip(epochs, within)])
+
+    def batch(self, step: int, rank: int = 0, world_size: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        """This process's share (rows rank::world_size) of the global batch of `step`."""
+        rng = np.random.default_rng([self.seed, 1_000_003, step])
+        inputs, targets = self.objective(self.chunks[self.chunk_indices(step)], rng)
+        return inputs[rank::world_size], targets[rank::world_size]
+
+
+def validation_set(data: DataConfig, store: TokenStore, num_sequences: int) -> tuple[np.ndarray, np.ndarray]:
+    """Fixed corrupted sequences from held-out documents (same for every run on this corpus)."""
+    objective = objective_for(data, store)
+    doc_ids = store.document_ids(validation=True)
+    stream = store.concatenate(doc_ids, max_tokens=num_sequences * objective.raw_length)
+    available = len(stream) // objective.raw_length
+    if available < num_sequences:
+        raise ValueError(f"corpus {data.corpus!r} has only {available} held-out sequences; "
+                         f"eval_sequences={num_sequences} is too many (use max_docs=None or fewer).")
+    raw = stream.astype(np.int64).reshape(num_sequences, objective.raw_length)
+    return objective(raw, np.random.default_rng(VALIDATION_MASK_SEED))

@@ -1,0 +1,211 @@
+"""The training loop: `train(cfg) -> RunResult`, one Accelerate code path for 1 CPU to many GPUs.
+
+`python -m lib.train --config cfg.json` trains one config and stores its result in the run cache;
+it runs unchanged under `torchrun --nproc_per_node N` and `accelerate launch`.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import json
+import math
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from accelerate import Accelerator
+from tqdm.auto import tqdm
+
+from lib.config import RunConfig
+from lib.evaluate import evaluate, unigram_reference
+from lib.models import build_model, parameter_counts, training_flops_per_input_token
+from lib.provenance import environment
+from lib.subsets import RepeatedSubset, validation_set
+from lib.tokens import token_store
+
+
+@dataclass
+class RunResult:
+    config: dict
+    curve: list[dict]  # one entry per evaluation: tokens, step, train_loss and the val metrics
+    final: dict
+    reference: dict  # unigram baseline on the same validation targets
+    meta: dict
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def eval_steps(total_steps: int) -> list[int]:
+    """Dense early (the best point of a heavily repeated run comes early), then every 1/16 of the run."""
+    early = [total_steps // 2**k for k in (6, 5, 4)]
+    regular = [round(total_steps * i / 16) for i in range(1, 17)]
+    return sorted({0, *[s for s in early + regular if 0 < s <= total_steps]})
+
+
+def checkpoint_steps(total_steps: int) -> set[int]:
+    return {round(total_steps * i / 4) for i in (1, 2, 3)} - {0, total_steps}
+
+
+def learning_rate(step: int, cfg: RunConfig) -> float:
+    """Linear warm-up, then cosine decay to final_lr_fraction of the peak, over the run's steps."""
+    o, total = cfg.optim, cfg.steps
+    warmup = max(1, round(total * o.warmup_fraction))
+    if step < warmup:
+        return o.lr * (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return o.lr * (o.final_lr_fraction + (1 - o.final_lr_fraction) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def _optimizer(model, cfg: RunConfig) -> torch.optim.Optimizer:
+    """AdamW; weight decay (if any) on matrices only, not on norm scales."""
+    matrices = [p for p in model.parameters() if p.ndim >= 2]
+    vectors = [p for p in model.parameters() if p.ndim < 2]
+    groups = [{"params": matrices, "weight_decay": cfg.optim.weight_decay},
+              {"params": vectors, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=cfg.optim.lr, betas=(cfg.optim.beta1, cfg.optim.beta2), eps=1e-8)
+
+
+def _set_threads(accelerator: Accelerator) -> int:
+    threads = int(os.environ.get("REPEAT_THREADS", 0)) or max(1, (os.cpu_count() or 1) // accelerator.num_processes)
+    if accelerator.device.type == "cpu":
+        torch.set_num_threads(threads)
+    return threads
+
+
+def train(cfg: RunConfig, checkpoint_dir: Path | None = None, progress: bool = True) -> RunResult:
+    """Train one config from scratch (or from its checkpoint in `checkpoint_dir`) and evaluate it."""
+    started = time.perf_counter()
+    accelerator = Accelerator(cpu=not torch.cuda.is_available())
+    threads = _set_threads(accelerator)
+    rank, world = accelerator.process_index, accelerator.num_processes
+    if cfg.optim.batch_size % world:
+        raise ValueError(f"global batch {cfg.optim.batch_size} does not split over {world} processes")
+    with accelerator.main_process_first():
+        store = token_store(cfg.data)
+    data = RepeatedSubset(cfg.data, store, cfg.optim.batch_size, cfg.seed)
+    val_inputs, val_targets = validation_set(cfg.data, store, cfg.eval_sequences)
+    vocab = store.tokenizer.vocab_size
+    model = build_model(cfg.model, store.tokenizer.total_vocab, cfg.seed)
+    counts = parameter_counts(model)
+    optimizer = _optimizer(model, cfg)
+    model, optimizer = accelerator.prepare(model, optimizer)
+    step_model = torch.compile(model) if cfg.compile else model
+    eval_model = accelerator.unwrap_model(model)
+    autocast = (torch.autocast(accelerator.device.type, dtype=torch.bfloat16)
+                if cfg.precision == "bf16" else contextlib.nullcontext())
+
+    state = {"step": 0, "curve": [], "train_loss_sum": 0.0, "train_steps": 0, "train_seconds": 0.0,
+             "eval_seconds": 0.0}
+    if checkpoint_dir is not None and (checkpoint_dir / "progress.json").exists():
+        accelerator.load_state(str(checkpoint_dir / "state"))
+        state = json.loads((checkpoint_dir / "progress.json").read_text())
+
+    def record_evaluation(step: int) -> None:
+        t0 = time.perf_counter()
+        train_loss = torch.tensor([state["train_loss_sum"], state["train_steps"]], dtype=torch.float64,
+                                  device=accelerator.device)
+        train_loss = accelerator.reduce(train_loss, reduction="sum").tolist()
+        metrics = evaluate(eval_model, val_inputs, val_targets, vocab, accelerator)
+        state["curve"].append({"step": step, "tokens": step * cfg.optim.batch_size * cfg.data.input_length,
+                               "train_loss": train_loss[0] / train_loss[1] if train_loss[1] else None,
+                               **metrics})
+        state["train_loss_sum"], state["train_steps"] = 0.0, 0
+        state["eval_seconds"] += time.perf_counter() - t0
+
+    evals, checkpoints = set(eval_steps(cfg.steps)), checkpoint_steps(cfg.steps)
+    bar = tqdm(total=cfg.steps, initial=state["step"], desc=f"{cfg.model.name} U={cfg.data.unique_tokens} "
+               f"x{cfg.data.epochs}", disable=not (progress and accelerator.is_main_process), leave=False)
+    model.train()
+    for step in range(state["step"], cfg.steps):
+        if step in evals:
+            record_evaluation(step)
+        if checkpoint_dir is not None and step in checkpoints and step > 0:
+            _save_checkpoint(accelerator, checkpoint_dir, state | {"step": step})
+        t0 = time.perf_counter()
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(step, cfg)
+        inputs, targets = data.batch(step, rank, world)
+        with autocast:
+            loss = step_model(input_ids=torch.as_tensor(inputs, device=accelerator.device),
+                              labels=torch.as_tensor(targets, device=accelerator.device)).loss
+        accelerator.backward(loss)
+        if cfg.optim.grad_clip:
+            accelerator.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        state["train_loss_sum"] += loss.item()
+        state["train_steps"] += 1
+        state["train_seconds"] += time.perf_counter() - t0
+        bar.update(1)
+    bar.close()
+    record_evaluation(cfg.steps)
+
+    curve = state["curve"]
+    last = curve[-1]
+    tokens = cfg.data.total_tokens
+    train_tokens = store.tokens[np.repeat(~store.is_validation, np.diff(store.offsets))]
+    flops_per_token = training_flops_per_input_token(cfg.model, store.tokenizer.total_vocab,
+                                                     cfg.data.input_length, data.objective.target_length)
+    final = {"val_loss": last["val_loss"], "best_val_loss": min(c["val_loss"] for c in curve),
+             "val_accuracy": last["val_accuracy"], "best_val_accuracy": max(c["val_accuracy"] for c in curve),
+             "val_content_loss": last["val_content_loss"], "val_content_accuracy": last["val_content_accuracy"],
+             "best_val_content_loss": min(c["val_content_loss"] for c in curve),
+             "train_loss": last["train_loss"]}
+    meta = {**environment(accelerator.device), **counts, "world_size": world, "threads": threads,
+            "corpus": store.corpus, "corpus_source": store.source, "corpus_fingerprint": store.fingerprint,
+            "tokenizer": store.tokenizer.folder.name, "target_length": data.objective.target_length,
+            "flops_per_input_token": flops_per_token, "train_flops": flops_per_token * tokens,
+            "wall_seconds": time.perf_counter() - started, "train_seconds": state["train_seconds"],
+            "eval_seconds": state["eval_seconds"],
+            "tokens_per_second": tokens / max(state["train_seconds"], 1e-9)}
+    reference = unigram_reference(train_tokens, val_targets, vocab, store.tokenizer.total_vocab)
+    final["probe"] = _probe(cfg, eval_model, accelerator, store.corpus, last)
+    if checkpoint_dir is not None and accelerator.is_main_process:
+        shutil.rmtree(checkpoint_dir, ignore_errors=True)
+    return RunResult(cfg.to_dict(), curve, final, reference, meta)
+
+
+def _probe(cfg: RunConfig, model, accelerator: Accelerator, own_corpus: str, own_metrics: dict) -> dict:
+    """Final metrics on the held-out set of every corpus the tokenizer was fitted on (a shared probe)."""
+    probe = {own_corpus: {k: own_metrics[k] for k in own_metrics if k.startswith("val_")}}
+    for corpus in cfg.data.tokenizer_corpora:
+        if corpus not in probe:
+            data = dataclasses.replace(cfg.data, corpus=corpus)
+            with accelerator.main_process_first():
+                store = token_store(data)
+            inputs, targets = validation_set(data, store, cfg.eval_sequences)
+            probe[corpus] = evaluate(model, inputs, targets, store.tokenizer.vocab_size, accelerator)
+    return probe
+
+
+def _save_checkpoint(accelerator: Accelerator, folder: Path, state: dict) -> None:
+    """Model, optimizer and RNG state (safetensors) plus the curve so far; progress.json written last."""
+    accelerator.save_state(str(folder / "state"))
+    if accelerator.is_main_process:
+        tmp = folder / "progress.json.tmp"
+        tmp.write_text(json.dumps(state))
+        os.replace(tmp, folder / "progress.json")
+    accelerator.wait_for_everyone()
+
+
+def main(argv: list[str] | None = None) -> None:
+    from lib import runs
+
+    parser = argparse.ArgumentParser(description="Train one run config and store its result in the cache.")
+    parser.add_argument("--config", required=True, type=Path, help="a RunConfig as JSON")
+    parser.add_argument("--force", action="store_true", help="retrain even if the result is cached")
+    args = parser.parse_args(argv)
+    cfg = RunConfig.from_dict(json.loads(args.config.read_text()))
+    path = runs.run(cfg, allow_train=True, force=args.force)
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(f"result: {path}")
+
+
+if __name__ == "__main__":
+    main()
