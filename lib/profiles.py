@@ -25,11 +25,26 @@ class Profile:
     max_docs: int | None = None
     tokenizer_sample_chars: int = 20_000_000
     tokenizer_corpora: tuple[str, ...] = ("web", "wikipedia")
+    grid_sizes: tuple[str, ...] = ()  # the three sizes of size-by-repetition grids (default: smallest 3)
+    ladder_sizes: tuple[str, ...] = ()  # the sizes of finding 3.1 (default: all)
+    focus_size: str = ""  # the one size of single-size designs (3.3, 3.4; default: the second)
     corpus: str = "web"  # the default training corpus ("c4" and "wikipedia-hub" read the Hub)
 
     @property
     def sizes(self) -> list[str]:
         return list(self.presets)
+
+    @property
+    def grid(self) -> list[str]:
+        return list(self.grid_sizes or self.sizes[:3])
+
+    @property
+    def ladder(self) -> list[str]:
+        return list(self.ladder_sizes or self.sizes)
+
+    @property
+    def focus(self) -> str:
+        return self.focus_size or self.sizes[1]
 
     def config(self, size: str, *, unique_tokens: int | None = None, epochs: int = 1,
                corpus: str | None = None, seed: int = 0, label: str = "", **optim) -> RunConfig:
@@ -74,9 +89,10 @@ PROFILES: dict[str, Profile] = {
     "cpu": Profile(
         name="cpu",
         description="The rendered book: 2-core CPU, a few minutes per run, results committed.",
-        presets={"XS": _t5("XS", 64, 2, 4, 192), "S": _t5("S", 128, 2, 4, 384),
-                 "M": _t5("M", 192, 3, 6, 576), "L": _t5("L", 256, 4, 8, 768)},
-        learning_rates={"XS": 2e-3, "S": 2e-3, "M": 1e-3, "L": 7e-4},
+        presets={"XXS": _t5("XXS", 48, 2, 4, 144), "XS": _t5("XS", 64, 2, 4, 192),
+                 "S": _t5("S", 128, 2, 4, 384), "M": _t5("M", 192, 3, 6, 576), "L": _t5("L", 256, 4, 8, 768)},
+        learning_rates={"XXS": 2e-3, "XS": 2e-3, "S": 2e-3, "M": 1e-3, "L": 7e-4},
+        grid_sizes=("XXS", "XS", "S"), ladder_sizes=("XXS", "XS", "S", "M"), focus_size="S",
         vocab_size=4000, total_tokens=2**22, batch_size=32, input_length=128, eval_sequences=256,
         precision="bf16", compile=True,
     ),

@@ -122,7 +122,8 @@ def flatten(result: dict) -> dict:
     row.update(result["final"])
     row.update(result["reference"])
     meta = result["meta"]
-    row.update({k: meta.get(k) for k in ("params", "non_embedding_params", "train_flops", "wall_seconds",
+    row.update({k: meta.get(k) for k in ("params", "non_embedding_params", "flops_per_input_token",
+                                         "train_flops", "wall_seconds",
                                          "tokens_per_second", "eval_seconds", "train_seconds")})
     return row
 
@@ -162,3 +163,16 @@ def all_results() -> list[dict]:
         except (OSError, ValueError):
             continue
     return results
+
+
+def probe_table(cfgs: list[RunConfig]) -> pd.DataFrame:
+    """Final metrics of each run on every corpus's held-out set (the shared probe), long format."""
+    rows = []
+    for cfg in cfgs:
+        result = load_cached(cfg)
+        if result is None:
+            raise MissingRunsError(_missing_message([cfg]))
+        for probe, metrics in result["final"].get("probe", {}).items():
+            rows.append({"key": cfg.key(), "corpus": cfg.data.corpus, "epochs": cfg.data.epochs,
+                         "seed": cfg.seed, "probe": probe, **metrics})
+    return pd.DataFrame(rows)

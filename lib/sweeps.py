@@ -16,7 +16,7 @@ def repetition_grid(profile: str, seeds=(0, 1), sizes=None, corpus: str = "web",
                     epochs=REPETITION_EPOCHS) -> list[RunConfig]:
     """Finding 3.2: fixed total T; U = T / epochs; several sizes and seeds."""
     p = get_profile(profile)
-    sizes = sizes or p.sizes[:3]
+    sizes = sizes or p.grid
     return [p.config(size, unique_tokens=p.total_tokens // e, epochs=e, corpus=corpus, seed=seed,
                      label=f"{size} {corpus} {e}ep")
             for size in sizes for e in epochs for seed in seeds]
@@ -24,15 +24,15 @@ def repetition_grid(profile: str, seeds=(0, 1), sizes=None, corpus: str = "web",
 
 def tokens_vs_params(profile: str, seeds=(0, 1)) -> list[RunConfig]:
     """Finding 3.1: every size on unique data (1 epoch of T)."""
-    return repetition_grid(profile, seeds, sizes=get_profile(profile).sizes, epochs=(1,))
+    return repetition_grid(profile, seeds, sizes=get_profile(profile).ladder, epochs=(1,))
 
 
-def larger_dataset(profile: str, seeds=(0, 1), size: str = "S") -> list[RunConfig]:
+def larger_dataset(profile: str, seeds=(0, 1), size: str | None = None) -> list[RunConfig]:
     """Finding 3.3: (i) fixed repetition (16 epochs) with U growing 4x per step, so T = 16 U;
     (ii) the paper's comparison, same T with 2^6 vs 2^8 epochs (cells of the 3.2 grid), and the
     1-epoch reference at each T of (i)."""
     p = get_profile(profile)
-    T = p.total_tokens
+    T, size = p.total_tokens, size or p.focus
     fixed = [p.config(size, unique_tokens=T // FIXED_REPETITION // 4**k, epochs=FIXED_REPETITION,
                       seed=seed, label=f"{size} {FIXED_REPETITION}ep U=T/{16 * 4**k}")
              for k in (0, 1, 2) for seed in seeds]
@@ -42,8 +42,9 @@ def larger_dataset(profile: str, seeds=(0, 1), size: str = "S") -> list[RunConfi
     return fixed + fresh + paper
 
 
-def quality(profile: str, seeds=(0, 1), size: str = "S") -> list[RunConfig]:
+def quality(profile: str, seeds=(0, 1), size: str | None = None) -> list[RunConfig]:
     """Finding 3.4: the same repetition design on web and on wikipedia (shared tokenizer)."""
+    size = size or get_profile(profile).focus
     return [cfg for corpus in ("web", "wikipedia")
             for cfg in repetition_grid(profile, seeds, sizes=[size], corpus=corpus, epochs=(1, 64, 256))]
 
@@ -51,7 +52,7 @@ def quality(profile: str, seeds=(0, 1), size: str = "S") -> list[RunConfig]:
 def example_cell(profile: str) -> RunConfig:
     """One cell of the repetition grid (64 epochs of T/64), for `python -m lib.run`."""
     p = get_profile(profile)
-    return p.config(p.sizes[1], unique_tokens=p.total_tokens // 64, epochs=64, label="example cell")
+    return p.config(p.focus, unique_tokens=p.total_tokens // 64, epochs=64, label="example cell")
 
 
 SWEEPS = {"01": tokens_vs_params, "02": repetition_grid, "03": larger_dataset, "04": quality}

@@ -1,0 +1,86 @@
+"""The house style on seaborn: figures only, never computation."""
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import pandas as pd
+import seaborn as sns
+
+sns.set_theme(style="whitegrid", context="notebook", palette="viridis")
+
+LABELS = {"val_loss": "validation loss (nats)", "val_accuracy": "masked-token accuracy",
+          "val_content_loss": "validation loss on content tokens (nats)",
+          "val_content_accuracy": "accuracy on content tokens", "tokens": "training tokens (encoder inputs)"}
+
+
+def curves(curve_table: pd.DataFrame, metric: str = "val_loss", hue: str = "epochs", col: str | None = "size",
+           reference: pd.DataFrame | None = None, title: str | None = None):
+    """Validation curves over training tokens (mean over seeds, band = seed spread).
+
+    `reference`: rows with `col` and `unigram_content_loss`, drawn as a dashed line per panel.
+    """
+    data = curve_table[curve_table.tokens > 0]
+    grid = sns.relplot(data=data, x="tokens", y=metric, hue=hue, col=col, kind="line", errorbar=("sd", 1),
+                       palette="viridis", height=3.4, aspect=1.15, facet_kws={"sharey": True}, marker="o",
+                       markersize=3)
+    grid.set(xscale="log")
+    grid.set_axis_labels(LABELS["tokens"], LABELS.get(metric, metric))
+    if reference is not None:
+        for name, ax in grid.axes_dict.items() if col else [(None, grid.ax)]:
+            rows = reference if name is None else reference[reference[col] == name]
+            if len(rows):
+                ax.axhline(rows["unigram_content_loss"].mean(), ls="--", color="grey", lw=1)
+                ax.text(ax.get_xlim()[0], rows["unigram_content_loss"].mean(), " unigram", va="bottom",
+                        color="grey", fontsize=8)
+    if title:
+        grid.figure.suptitle(title, y=1.03)
+    return grid
+
+
+def final_vs_epochs(table: pd.DataFrame, metric: str = "val_loss", hue: str = "size", title: str | None = None):
+    """Final metric against the number of epochs (log scale), one line per `hue`."""
+    fig, ax = plt.subplots(figsize=(5.2, 3.6))
+    sns.lineplot(data=table, x="epochs", y=metric, hue=hue, marker="o", errorbar=("sd", 1), ax=ax,
+                 palette="viridis")
+    ax.set(xscale="log", xlabel="epochs over the unique subset (T fixed)", ylabel=LABELS.get(metric, metric))
+    ax.set_xticks(sorted(table.epochs.unique()), [str(e) for e in sorted(table.epochs.unique())])
+    if title:
+        ax.set_title(title)
+    return fig
+
+
+def compute_curves(curve_table: pd.DataFrame, metric: str = "val_loss"):
+    """Metric against training FLOPs spent so far, one line per size (log-log)."""
+    fig, ax = plt.subplots(figsize=(6, 3.8))
+    sns.lineplot(data=curve_table, x="flops", y=metric, hue="size", errorbar=("sd", 1), ax=ax, palette="viridis")
+    ax.set(xscale="log", xlabel="training FLOPs", ylabel=LABELS.get(metric, metric))
+    ax.set_title("Validation loss against compute, by model size")
+    return fig
+
+
+def tokens_needed(cross: pd.DataFrame, verdict):
+    """Tokens each size needs before the next size overtakes it, against parameters (log-log)."""
+    import numpy as np
+
+    found = cross.dropna(subset=["tokens_needed"])
+    fig, ax = plt.subplots(figsize=(5, 3.6))
+    ax.scatter(found.params, found.tokens_needed, color="C0", zorder=3)
+    x = np.geomspace(found.params.min(), found.params.max(), 20)
+    anchor = found.tokens_needed.iloc[0] / found.params.iloc[0] ** verdict.effect
+    ax.plot(x, anchor * x ** verdict.effect, color="C0", lw=1, label=f"fit: slope {verdict.effect:.2f}")
+    ax.plot(x, found.tokens_needed.iloc[0] * x / found.params.iloc[0], "--", color="grey", lw=1,
+            label="slope 1 (linear)")
+    ax.set(xscale="log", yscale="log", xlabel="parameters", ylabel="tokens before next size wins")
+    ax.legend()
+    return fig
+
+
+def fixed_repetition(fixed: pd.DataFrame, fresh: pd.DataFrame, metric: str = "val_loss"):
+    """Final metric against T for repeated runs (fixed epochs) and fresh-data runs of the same T."""
+    both = pd.concat([fixed.assign(data=lambda t: t.epochs.astype(str) + " epochs of U = T/" +
+                                   (t.total_tokens // t.unique_tokens).astype(str)),
+                      fresh.assign(data="1 epoch (fresh data)")])
+    fig, ax = plt.subplots(figsize=(5.4, 3.6))
+    sns.lineplot(data=both, x="total_tokens", y=metric, hue="data", marker="o", errorbar=("sd", 1), ax=ax)
+    ax.set(xscale="log", xlabel="total training tokens T", ylabel=LABELS.get(metric, metric))
+    ax.set_title("Fixed repetition: the gap to fresh data as U grows")
+    return fig
