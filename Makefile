@@ -20,7 +20,7 @@ book: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q tests
 	REPEAT_PROFILE=smoke REPEAT_ALLOW_TRAIN=1 REPEAT_CACHE_DIR=$$(mktemp -d) \
-		$(PY) -m pytest -q --nbval-lax --nbval-current-env notebooks/
+		$(PY) -m pytest -q --nbval-lax --nbval-current-env notebooks/ book/scorecard.ipynb book/reproducibility.ipynb
 
 clean-book:
 	rm -rf _build

@@ -134,7 +134,8 @@ def run_sweep(cfgs: list[RunConfig], allow_train: bool | None = None, progress: 
     missing = [c for c in cfgs if load_cached(c) is None]
     if missing and not allow_train:
         raise MissingRunsError(_missing_message(missing))
-    print(f"{len(cfgs) - len(missing)}/{len(cfgs)} cached" + (f", training {len(missing)}" if missing else ""))
+    if progress:
+        print(f"{len(cfgs) - len(missing)}/{len(cfgs)} cached" + (f", training {len(missing)}" if missing else ""))
     results = []
     for cfg in tqdm(cfgs, desc="runs", disable=not (progress and missing)):
         results.append(run(cfg, allow_train=allow_train, progress=progress))

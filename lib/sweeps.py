@@ -14,12 +14,13 @@ FIXED_REPETITION = 16  # finding 3.3: repetition held fixed while U grows
 
 def repetition_grid(profile: str, seeds=(0, 1), sizes=None, corpus: str = "web",
                     epochs=REPETITION_EPOCHS) -> list[RunConfig]:
-    """Finding 3.2: fixed total T; U = T / epochs; several sizes and seeds."""
+    """Finding 3.2: fixed total T; U = T / epochs; several sizes and seeds (seed-major order,
+    so a sweep cut short still holds complete grids for its first seeds)."""
     p = get_profile(profile)
     sizes = sizes or p.grid
     return [p.config(size, unique_tokens=p.total_tokens // e, epochs=e, corpus=corpus, seed=seed,
                      label=f"{size} {corpus} {e}ep")
-            for size in sizes for e in epochs for seed in seeds]
+            for seed in seeds for size in sizes for e in epochs]
 
 
 def tokens_vs_params(profile: str, seeds=(0, 1)) -> list[RunConfig]:

@@ -42,9 +42,9 @@ class RunResult:
 
 
 def eval_steps(total_steps: int) -> list[int]:
-    """Dense early (the best point of a heavily repeated run comes early), then every 1/16 of the run."""
+    """Dense early (the best point of a heavily repeated run comes early), then every 1/8 of the run."""
     early = [total_steps // 2**k for k in (6, 5, 4)]
-    regular = [round(total_steps * i / 16) for i in range(1, 17)]
+    regular = [round(total_steps * i / 8) for i in range(1, 9)]
     return sorted({0, *[s for s in early + regular if 0 < s <= total_steps]})
 
 

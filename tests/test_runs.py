@@ -24,9 +24,14 @@ def _no_training(*args, **kwargs):
     raise AssertionError("train() was called, but the result should have come from the cache")
 
 
+def _json(value):
+    """`value` as it reads back from a JSON file."""
+    return json.loads(json.dumps(value))
+
+
 def _numbers(result: dict) -> dict:
-    """Everything a run computes (not timings): the curve without timing fields, final, reference."""
-    return {"curve": result["curve"], "final": result["final"], "reference": result["reference"]}
+    """What a run computes: curve, final metrics and reference (not meta, which holds timings)."""
+    return _json({"curve": result["curve"], "final": result["final"], "reference": result["reference"]})
 
 
 # --- one run ---------------------------------------------------------------------------------
@@ -35,7 +40,7 @@ def test_run_writes_a_complete_result(base_cfg, base_result, cache_dir):
     path = cache_dir / "runs" / f"{base_cfg.key()}.json"
     assert runs.result_path(base_cfg) == path.resolve() and path.exists()
     stored = json.loads(path.read_text())
-    assert stored == base_result
+    assert _numbers(stored) == _numbers(base_result) and stored["config"] == _json(base_result["config"])
     assert RunConfig.from_dict(stored["config"]) == base_cfg
     curve = stored["curve"]
     assert all(CURVE_KEYS <= set(point) for point in curve)
@@ -50,15 +55,20 @@ def test_run_writes_a_complete_result(base_cfg, base_result, cache_dir):
     assert not (cache_dir / "ckpt" / base_cfg.key()).exists()  # checkpoints removed when done
 
 
-def test_training_is_deterministic(base_cfg, base_result):
+def test_training_is_deterministic(base_cfg, base_result, monkeypatch):
+    """Retrained (force=True), a config gives exactly the same numbers; and `run` returns the same
+    value whether it just trained the config or reads it from the cache (lists, not tuples)."""
     again = runs.run(base_cfg, allow_train=True, force=True, progress=False)
     assert _numbers(again) == _numbers(base_result)
+    monkeypatch.setattr(lib.train, "train", _no_training)
+    assert runs.run(base_cfg, allow_train=False) == again
 
 
 def test_cache_hit_does_not_train(base_cfg, base_result, monkeypatch):
     monkeypatch.setattr(lib.train, "train", _no_training)
-    assert runs.run(base_cfg, allow_train=False) == base_result
-    assert runs.run(base_cfg.replace(label="another label", profile="custom")) == base_result
+    stored = json.loads(runs.result_path(base_cfg).read_text())
+    assert runs.run(base_cfg, allow_train=False) == stored
+    assert runs.run(base_cfg.replace(label="another label", profile="custom")) == stored
 
 
 def test_corrupt_result_is_detected_and_redone(base_cfg, base_result, monkeypatch):
@@ -76,7 +86,7 @@ def test_corrupt_result_is_detected_and_redone(base_cfg, base_result, monkeypatc
     redone = runs.run(base_cfg, allow_train=True, progress=False)
     assert calls == [1]
     assert _numbers(redone) == _numbers(base_result)
-    assert runs.load_cached(base_cfg) == redone
+    assert runs.load_cached(base_cfg) == _json(redone)
 
 
 # --- sweeps and the missing-run message ------------------------------------------------------

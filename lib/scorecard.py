@@ -1,0 +1,73 @@
+"""The scorecard: one row per finding, computed from cached runs with the notebooks' own rules.
+
+`python -m lib.scorecard [--profile cpu]` writes `data_cache/scorecard.csv`.
+"""
+from __future__ import annotations
+
+import argparse
+
+import pandas as pd
+
+from lib import runs, sweeps, verdicts
+from lib.paths import cache_root
+from lib.profiles import get_profile
+
+CLAIMS = {
+    "3.1": ("Tokens needed grow about linearly with model size", "slope of log tokens-needed on log params",
+            "about 1 (Fig. 2)"),
+    "3.2": ("Repetition degrades; bigger models degrade more", "val loss, largest minus smallest size's "
+            "rise from 1 to 256 epochs", "Val Acc 64.6 -> 61.7 (-2.9) at 2^8 epochs, T5-Base (Table 1)"),
+    "3.3": ("A larger dataset reduces degradation", "val loss gap to fresh data, smallest minus largest U "
+            "at 16 epochs", "2^29 x 2^6 degrades much less than 2^27 x 2^8 (same T)"),
+    "3.4": ("Higher-quality data does not prevent degradation", "relative val-loss rise, web minus wikipedia",
+            "SQuAD EM -3.0 (Wikipedia) vs -2.5 (C4) (Table 2)"),
+}
+COLUMNS = ["finding", "claim", "metric", "paper_value", "our_value", "our_spread", "n_seeds", "verdict"]
+
+
+def finding_verdicts(profile: str = "cpu", seeds=(0, 1)) -> dict[str, verdicts.Verdict]:
+    """Each finding's verdict from the cache (raises MissingRunsError if runs are missing)."""
+    p = get_profile(profile)
+    table = runs.run_sweep(sweeps.repetition_grid(profile, seeds), allow_train=False, progress=False)
+    ladder_cfgs = sweeps.tokens_vs_params(profile, seeds)
+    ladder = runs.run_sweep(ladder_cfgs, allow_train=False, progress=False)
+    per_size = ladder.groupby("size")[["flops_per_input_token", "params"]].mean()
+    cross = verdicts.crossovers(runs.curves(ladder_cfgs), p.ladder, per_size["flops_per_input_token"].to_dict(),
+                                per_size["params"].to_dict())
+    larger = runs.run_sweep(sweeps.larger_dataset(profile, seeds), allow_train=False, progress=False)
+    fixed = larger[larger.epochs == sweeps.FIXED_REPETITION]
+    fresh = larger[(larger.epochs == 1) & larger.total_tokens.isin(fixed.total_tokens)]
+    paper = larger[larger.epochs.isin([64, 256]) & (larger.total_tokens == larger.total_tokens.max())]
+    quality = runs.run_sweep(sweeps.quality(profile, seeds), allow_train=False, progress=False)
+    return {"3.1": verdicts.tokens_grow_with_params(cross),
+            "3.2": verdicts.repetition_degrades(table, p.grid),
+            "3.3": verdicts.larger_dataset_mitigates(fixed, fresh, paper),
+            "3.4": verdicts.quality_does_not_help(quality)}
+
+
+def scorecard(found: dict[str, verdicts.Verdict]) -> pd.DataFrame:
+    """The scorecard table from each finding's verdict."""
+    rows = []
+    for finding, v in found.items():
+        claim, metric, paper_value = CLAIMS[finding]
+        rows.append({"finding": finding, "claim": claim, "metric": metric, "paper_value": paper_value,
+                     "our_value": round(v.effect, 4), "our_spread": round(v.spread, 4), "n_seeds": v.n_seeds,
+                     "verdict": v.verdict})
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--profile", default="cpu")
+    args = parser.parse_args(argv)
+    table = scorecard(finding_verdicts(args.profile))
+    out = cache_root() / "scorecard.csv"
+    tmp = out.with_suffix(".csv.tmp")
+    table.to_csv(tmp, index=False)
+    tmp.replace(out)
+    print(table.to_string(index=False))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
