@@ -16,11 +16,14 @@ book: $(STAMP)
 	timeout 900 $(VENV)/bin/jupyter-book build . -W -n --keep-going
 	@echo "book: file://$(CURDIR)/_build/html/index.html"
 
-# Unit and end-to-end tests on a temporary cache, then every notebook at the smoke profile.
+# Unit and end-to-end tests of lib (temporary cache), every notebook at the smoke profile
+# (another temporary cache), then the book from the committed cpu results and its HTML checks.
 test: $(STAMP)
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q tests --ignore=tests/test_book_html.py
 	REPEAT_PROFILE=smoke REPEAT_ALLOW_TRAIN=1 REPEAT_CACHE_DIR=$$(mktemp -d) \
 		$(PY) -m pytest -q --nbval-lax --nbval-current-env notebooks/ book/scorecard.ipynb book/reproducibility.ipynb
+	$(MAKE) book
+	$(PY) -m pytest -q tests/test_book_html.py
 
 clean-book:
 	rm -rf _build

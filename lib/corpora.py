@@ -6,6 +6,7 @@ read with streaming when a document limit is given, for users who have access.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import os
@@ -46,7 +47,7 @@ def is_validation(text: str) -> bool:
 def load_corpus(name: str, max_docs: int | None = None) -> Corpus:
     """Documents of a named corpus (the first `max_docs` of them, if given)."""
     if name in LOCAL_CORPORA:
-        return _load_local(name, max_docs)
+        return _load_local(name, max_docs, corpora_root())
     if name in HUB_CORPORA:
         return _load_hub(name, max_docs)
     raise ValueError(f"unknown corpus {name!r}; local: {list(LOCAL_CORPORA)}, "
@@ -63,7 +64,9 @@ def local_shards(name: str) -> list[Path]:
     return shards
 
 
-def _load_local(name: str, max_docs: int | None) -> Corpus:
+@functools.lru_cache(maxsize=8)
+def _load_local(name: str, max_docs: int | None, root: Path) -> Corpus:
+    """Read (and fingerprint) a local corpus once per process; `root` keys the cache."""
     shards = local_shards(name)
     hasher = hashlib.sha256(f"{name}|{max_docs}".encode())
     for shard in shards:

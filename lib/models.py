@@ -36,13 +36,18 @@ def build_model(model: ModelConfig, total_vocab: int, seed: int) -> T5ForConditi
     return t5
 
 
+def _storage_key(p: torch.Tensor):
+    """Identifies a tensor's storage; meta tensors have none (data_ptr 0), so use the object."""
+    return id(p) if p.device.type == "meta" else p.data_ptr()
+
+
 def is_untied(t5: T5ForConditionalGeneration) -> bool:
-    return t5.lm_head.weight.data_ptr() != t5.shared.weight.data_ptr()
+    return _storage_key(t5.lm_head.weight) != _storage_key(t5.shared.weight)
 
 
 def parameter_counts(t5: T5ForConditionalGeneration) -> dict[str, int]:
     """Trainable parameters, counting shared tensors once; embeddings = input table + output layer."""
-    unique = {p.data_ptr(): p.numel() for p in t5.parameters()}
+    unique = {_storage_key(p): p.numel() for p in t5.parameters()}
     total = sum(unique.values())
     embedding = t5.shared.weight.numel() + (t5.lm_head.weight.numel() if is_untied(t5) else 0)
     return {"params": total, "embedding_params": embedding, "non_embedding_params": total - embedding}

@@ -81,14 +81,17 @@ def run(cfg: RunConfig, allow_train: bool | None = None, force: bool = False, pr
     is_main = int(os.environ.get("RANK", "0")) == 0
     lock = FileLock(str(runs_dir() / f"{cfg.key()}.lock")) if is_main and not distributed else None
     runs_dir().mkdir(parents=True, exist_ok=True)
-    with lock if lock is not None else _nullcontext():
-        if not force and not distributed and (cached := load_cached(cfg)) is not None:
-            return cached  # finished by another sweep while we waited for the lock
-        result = train(cfg, checkpoint_dir=cache_root() / "ckpt" / cfg.key(), progress=progress).to_dict()
-        if is_main:
-            write_atomic(result_path(cfg), result)
-    if lock is not None:
-        Path(lock.lock_file).unlink(missing_ok=True)
+    try:
+        with lock if lock is not None else _nullcontext():
+            if not force and not distributed and (cached := load_cached(cfg)) is not None:
+                return cached  # finished by another sweep while we waited for the lock
+            result = train(cfg, checkpoint_dir=cache_root() / "ckpt" / cfg.key(), progress=progress).to_dict()
+            result = json.loads(json.dumps(result))  # the same value a cache hit returns (lists, not tuples)
+            if is_main:
+                write_atomic(result_path(cfg), result)
+    finally:  # also when training fails or another process finished first
+        if lock is not None:
+            Path(lock.lock_file).unlink(missing_ok=True)
     return result
 
 
@@ -142,13 +145,18 @@ def run_sweep(cfgs: list[RunConfig], allow_train: bool | None = None, progress: 
     return pd.DataFrame([flatten(r) for r in results])
 
 
+def _cached_or_raise(cfgs: list[RunConfig]) -> list[dict]:
+    results = [load_cached(cfg) for cfg in cfgs]
+    missing = [cfg for cfg, result in zip(cfgs, results) if result is None]
+    if missing:
+        raise MissingRunsError(_missing_message(missing))
+    return results
+
+
 def curves(cfgs: list[RunConfig]) -> pd.DataFrame:
     """Long table of every cached evaluation of these configs (one row per run and evaluation)."""
     rows = []
-    for cfg in cfgs:
-        result = load_cached(cfg)
-        if result is None:
-            raise MissingRunsError(_missing_message([cfg]))
+    for result in _cached_or_raise(cfgs):
         base = {k: v for k, v in flatten(result).items()
                 if k in ("key", "label", "size", "corpus", "unique_tokens", "epochs", "seed", "lr", "dropout")}
         rows += [{**base, **point} for point in result["curve"]]
@@ -169,10 +177,7 @@ def all_results() -> list[dict]:
 def probe_table(cfgs: list[RunConfig]) -> pd.DataFrame:
     """Final metrics of each run on every corpus's held-out set (the shared probe), long format."""
     rows = []
-    for cfg in cfgs:
-        result = load_cached(cfg)
-        if result is None:
-            raise MissingRunsError(_missing_message([cfg]))
+    for cfg, result in zip(cfgs, _cached_or_raise(cfgs)):
         for probe, metrics in result["final"].get("probe", {}).items():
             rows.append({"key": cfg.key(), "corpus": cfg.data.corpus, "epochs": cfg.data.epochs,
                          "seed": cfg.seed, "probe": probe, **metrics})

@@ -122,11 +122,12 @@ def train(cfg: RunConfig, checkpoint_dir: Path | None = None, progress: bool = T
     bar = tqdm(total=cfg.steps, initial=state["step"], desc=f"{cfg.model.name} U={cfg.data.unique_tokens} "
                f"x{cfg.data.epochs}", disable=not (progress and accelerator.is_main_process), leave=False)
     model.train()
-    for step in range(state["step"], cfg.steps):
+    start = state["step"]
+    for step in range(start, cfg.steps):
+        if checkpoint_dir is not None and step in checkpoints and step > start:
+            _save_checkpoint(accelerator, checkpoint_dir, state | {"step": step})  # before evaluating
         if step in evals:
             record_evaluation(step)
-        if checkpoint_dir is not None and step in checkpoints and step > 0:
-            _save_checkpoint(accelerator, checkpoint_dir, state | {"step": step})
         t0 = time.perf_counter()
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, cfg)
