@@ -92,7 +92,7 @@ PROFILES: dict[str, Profile] = {
         presets={"XXS": _t5("XXS", 48, 2, 4, 144), "XS": _t5("XS", 64, 2, 4, 192),
                  "S": _t5("S", 128, 2, 4, 384), "M": _t5("M", 192, 3, 6, 576), "L": _t5("L", 256, 4, 8, 768)},
         learning_rates={"XXS": 3e-3, "XS": 3e-3, "S": 3e-3, "M": 1.5e-3, "L": 1e-3},
-        grid_sizes=("XXS", "XS", "S"), ladder_sizes=("XXS", "XS", "S", "M"), focus_size="S",
+        grid_sizes=("XXS", "XS", "S"), ladder_sizes=("XXS", "XS", "S", "M", "L"), focus_size="S",
         vocab_size=4000, total_tokens=2**21, batch_size=8, input_length=128, eval_sequences=256,
         precision="bf16", compile=True,
     ),

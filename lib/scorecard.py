@@ -39,7 +39,7 @@ def finding_verdicts(profile: str = "cpu", seeds=(0, 1)) -> dict[str, verdicts.V
     fresh = larger[(larger.epochs == 1) & larger.total_tokens.isin(fixed.total_tokens)]
     paper = larger[larger.epochs.isin([64, 256]) & (larger.total_tokens == larger.total_tokens.max())]
     quality = runs.run_sweep(sweeps.quality(profile, seeds), allow_train=False, progress=False)
-    return {"3.1": verdicts.tokens_grow_with_params(cross),
+    return {"3.1": verdicts.tokens_grow_with_params(cross, verdicts.n_seeds(ladder)),
             "3.2": verdicts.repetition_degrades(table, p.grid),
             "3.3": verdicts.larger_dataset_mitigates(fixed, fresh, paper),
             "3.4": verdicts.quality_does_not_help(quality)}

@@ -127,7 +127,7 @@ def loglog_slope(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
     return float(slope), float(slope - half), float(slope + half)
 
 
-def tokens_grow_with_params(cross: pd.DataFrame) -> Verdict:
+def tokens_grow_with_params(cross: pd.DataFrame, seeds: int = 0) -> Verdict:
     """3.1: slope of log(tokens needed) on log(params) within 0.7-1.3 reproduces; < 0.5 does not."""
     found = cross.dropna(subset=["tokens_needed"])
     if len(found) < 2:
@@ -135,7 +135,7 @@ def tokens_grow_with_params(cross: pd.DataFrame) -> Verdict:
                     "to fit a slope; the larger model is " +
                     ("better from the first evaluation" if cross.bigger_always_better.any() else
                      "never better within the budget") + " for the others.")
-        return Verdict("3.1", NOT, sentence, "val_loss", float("nan"), float("nan"), 0,
+        return Verdict("3.1", NOT, sentence, "val_loss", float("nan"), float("nan"), seeds,
                        {"crossovers": cross})
     slope, low, high = loglog_slope(found.params.to_numpy(), found.tokens_needed.to_numpy())
     lo_rule, hi_rule = TOKENS_PER_PARAM_SLOPE
@@ -149,7 +149,7 @@ def tokens_grow_with_params(cross: pd.DataFrame) -> Verdict:
     sentence = (f"Tokens needed before the next size pays off grow with parameters with log-log slope "
                 f"{slope:.2f}{ci}; the paper's rule asks for {lo_rule}-{hi_rule} (linear growth).")
     return Verdict("3.1", verdict, sentence, "val_loss", slope, (high - low) / 2 if np.isfinite(low) else float("nan"),
-                   0, {"crossovers": cross, "ci": (low, high)})
+                   seeds, {"crossovers": cross, "ci": (low, high)})
 
 
 # --- 3.3 -----------------------------------------------------------------------------------------
@@ -235,3 +235,14 @@ def mean_spread(table: pd.DataFrame, by: list[str], metrics: list[str]) -> pd.Da
     for metric in metrics:
         out[metric] = [f"{m:.3f} ± {s:.3f}" if pd.notna(s) else f"{m:.3f}" for m, s in zip(mean[metric], sd[metric])]
     return out
+
+
+def beside_table_1(table: pd.DataFrame, paper_table: pd.DataFrame) -> pd.DataFrame:
+    """The paper's Table 1 rows (1 and 256 epochs) with our accuracy and loss per size beside them."""
+    ours = table[table.epochs.isin(paper_table.epochs)].pivot_table(
+        index="epochs", columns="size", values=["val_accuracy", "val_loss"], aggfunc="mean", sort=False)
+    ours.columns = [f"ours {size}: {'Val Acc %' if metric == 'val_accuracy' else 'val loss'}"
+                    for metric, size in ours.columns]
+    ours = ours.apply(lambda col: col * 100 if "Acc" in col.name else col).round(3)
+    return paper_table.set_index("epochs")[["pre-training data", "C4 Val Acc"]].rename(
+        columns={"C4 Val Acc": "paper: C4 Val Acc %"}).join(ours)
