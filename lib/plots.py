@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
+from matplotlib.colors import LogNorm
 import pandas as pd
 import seaborn as sns
 
@@ -19,8 +20,9 @@ def curves(curve_table: pd.DataFrame, metric: str = "val_loss", hue: str = "epoc
     `reference`: rows with `col` and `unigram_content_loss`, drawn as a dashed line per panel.
     """
     data = curve_table[curve_table.tokens > 0]
+    norm = LogNorm() if hue == "epochs" else None  # 1 ... 256 epochs spread evenly in colour
     grid = sns.relplot(data=data, x="tokens", y=metric, hue=hue, col=col, kind="line", errorbar=("sd", 1),
-                       palette="viridis", height=3.4, aspect=1.15, facet_kws={"sharey": True}, marker="o",
+                       palette="viridis", hue_norm=norm, height=3.4, aspect=1.15, facet_kws={"sharey": True}, marker="o",
                        markersize=3)
     grid.set(xscale="log")
     grid.set_axis_labels(LABELS["tokens"], LABELS.get(metric, metric))

@@ -50,6 +50,15 @@ def quality(profile: str, seeds=(0, 1), size: str | None = None) -> list[RunConf
             for cfg in repetition_grid(profile, seeds, sizes=[size], corpus=corpus, epochs=(1, 64, 256))]
 
 
+def learning_rate_check(profile: str, seed: int = 0) -> list[RunConfig]:
+    """The single-size slot at 1 epoch with its learning rate, and one half and one third of it:
+    is a size's 1-epoch loss an artefact of its learning rate?"""
+    p = get_profile(profile)
+    lr = p.learning_rates[p.focus]
+    return [p.config(p.focus, seed=seed, label=f"{p.focus} lr x{factor}", lr=lr * factor)
+            for factor in (1 / 3, 1 / 2, 1)]
+
+
 def example_cell(profile: str) -> RunConfig:
     """One cell of the repetition grid (64 epochs of T/64), for `python -m lib.run`."""
     p = get_profile(profile)

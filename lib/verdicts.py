@@ -220,6 +220,16 @@ def size_ladder(table: pd.DataFrame, sizes: list[str], metric: str = "val_loss")
     return pd.DataFrame(rows)
 
 
+def ladder_sentence(ladder: pd.DataFrame) -> str:
+    """One sentence on whether size comparisons are meaningful at this scale."""
+    wins = ladder["beyond noise"]
+    if wins.all():
+        return "Every larger preset beats the next smaller one beyond seed noise at 1 epoch."
+    failing = ", ".join(f"{r.larger} vs {r.smaller} ({r.gain:+.3f} nats)" for r in ladder[~wins].itertuples())
+    return (f"**Not every larger preset wins at 1 epoch beyond seed noise**: {failing}. Where the larger "
+            "model is not better on fresh data, comparisons of how sizes degrade cannot test the claim.")
+
+
 def unigram_margin(table: pd.DataFrame) -> pd.DataFrame:
     """How far each 1-epoch model beats a unigram model on content tokens (nats; goal >= 0.5)."""
     one = table[table.epochs == 1].assign(margin=lambda t: t.unigram_content_loss - t.val_content_loss)
