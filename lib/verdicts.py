@@ -131,10 +131,10 @@ def tokens_grow_with_params(cross: pd.DataFrame, seeds: int = 0) -> Verdict:
     """3.1: slope of log(tokens needed) on log(params) within 0.7-1.3 reproduces; < 0.5 does not."""
     found = cross.dropna(subset=["tokens_needed"])
     if len(found) < 2:
-        sentence = (f"Only {len(found)} of {len(cross)} size pairs cross within the runs' budget, too few "
-                    "to fit a slope; the larger model is " +
-                    ("better from the first evaluation" if cross.bigger_always_better.any() else
-                     "never better within the budget") + " for the others.")
+        never, always = int(cross.never_overtaken.sum()), int(cross.bigger_always_better.sum())
+        sentence = (f"Only {len(found)} of {len(cross)} size pairs cross within the runs' budget, too few to "
+                    f"fit a slope: in {never} pair(s) the larger model never reaches the smaller one's loss at "
+                    f"equal compute, in {always} it is ahead from the first evaluation.")
         return Verdict("3.1", NOT, sentence, "val_loss", float("nan"), float("nan"), seeds,
                        {"crossovers": cross})
     slope, low, high = loglog_slope(found.params.to_numpy(), found.tokens_needed.to_numpy())
