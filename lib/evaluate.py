@@ -10,8 +10,6 @@ import torch
 
 from lib.tokenizer import EOS_ID
 
-METRICS = ("val_loss", "val_accuracy", "val_content_loss", "val_content_accuracy")
-
 
 def content_mask(targets: torch.Tensor | np.ndarray, vocab_size: int):
     """True where a target is an ordinary token (not EOS, not a sentinel id >= vocab_size)."""

@@ -59,6 +59,14 @@ def learning_rate_check(profile: str, seed: int = 0) -> list[RunConfig]:
             for factor in (1 / 3, 1 / 2, 1)]
 
 
+def budget_check(profile: str, seeds=(0, 1)) -> list[RunConfig]:
+    """The two largest grid sizes on unique data at twice the profile's budget: does the size
+    ladder appear with more tokens? (The learning-rate schedule stretches with the run.)"""
+    p = get_profile(profile)
+    return [p.config(size, unique_tokens=2 * p.total_tokens, seed=seed, label=f"{size} 1ep 2T")
+            for seed in seeds for size in p.grid[-2:]]
+
+
 def example_cell(profile: str) -> RunConfig:
     """One cell of the repetition grid (64 epochs of T/64), for `python -m lib.run`."""
     p = get_profile(profile)
