@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
+import numpy as np
 from matplotlib.colors import LogNorm
 import pandas as pd
 import seaborn as sns
@@ -61,8 +62,6 @@ def compute_curves(curve_table: pd.DataFrame, metric: str = "val_loss"):
 
 def tokens_needed(cross: pd.DataFrame, verdict):
     """Tokens each size needs before the next size overtakes it, against parameters (log-log)."""
-    import numpy as np
-
     found = cross.dropna(subset=["tokens_needed"])
     fig, ax = plt.subplots(figsize=(5, 3.6))
     ax.scatter(found.params, found.tokens_needed, color="C0", zorder=3)

@@ -61,10 +61,7 @@ class Profile:
             epochs=epochs,
             input_length=self.input_length,
         )
-        optim_cfg = OptimConfig(lr=self.learning_rates[size], batch_size=self.batch_size)
-        if optim:
-            optim_cfg = RunConfig(data, self.presets[size], optim_cfg).replace(
-                **{f"optim__{k}": v for k, v in optim.items()}).optim
+        optim_cfg = OptimConfig(**{"lr": self.learning_rates[size], "batch_size": self.batch_size, **optim})
         return RunConfig(data=data, model=self.presets[size], optim=optim_cfg, seed=seed,
                          eval_sequences=self.eval_sequences, precision=self.precision,
                          compile=self.compile, profile=self.name, label=label)

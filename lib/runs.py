@@ -5,6 +5,7 @@ row per run. A corrupt or truncated file (or one whose config does not match) is
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -82,25 +83,16 @@ def run(cfg: RunConfig, allow_train: bool | None = None, force: bool = False, pr
     lock = FileLock(str(runs_dir() / f"{cfg.key()}.lock")) if is_main and not distributed else None
     runs_dir().mkdir(parents=True, exist_ok=True)
     try:
-        with lock if lock is not None else _nullcontext():
+        with lock if lock is not None else contextlib.nullcontext():
             if not force and not distributed and (cached := load_cached(cfg)) is not None:
                 return cached  # finished by another sweep while we waited for the lock
             result = train(cfg, checkpoint_dir=cache_root() / "ckpt" / cfg.key(), progress=progress).to_dict()
-            result = json.loads(json.dumps(result))  # the same value a cache hit returns (lists, not tuples)
             if is_main:
                 write_atomic(result_path(cfg), result)
     finally:  # also when training fails or another process finished first
         if lock is not None:
             Path(lock.lock_file).unlink(missing_ok=True)
     return result
-
-
-class _nullcontext:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 def _missing_message(cfgs: list[RunConfig]) -> str:
@@ -134,14 +126,15 @@ def flatten(result: dict) -> dict:
 def run_sweep(cfgs: list[RunConfig], allow_train: bool | None = None, progress: bool = True) -> pd.DataFrame:
     """Results of many configs as a DataFrame (one row per run); trains cache misses if allowed."""
     allow_train = allow_train_default() if allow_train is None else allow_train
-    missing = [c for c in cfgs if load_cached(c) is None]
+    results = [load_cached(c) for c in cfgs]
+    missing = [c for c, r in zip(cfgs, results) if r is None]
     if missing and not allow_train:
         raise MissingRunsError(_missing_message(missing))
     if progress:
         print(f"{len(cfgs) - len(missing)}/{len(cfgs)} cached" + (f", training {len(missing)}" if missing else ""))
-    results = []
-    for cfg in tqdm(cfgs, desc="runs", disable=not (progress and missing)):
-        results.append(run(cfg, allow_train=allow_train, progress=progress))
+    for i, cfg in enumerate(tqdm(cfgs, desc="runs", disable=not (progress and missing))):
+        if results[i] is None:
+            results[i] = run(cfg, allow_train=allow_train, progress=progress)
     return pd.DataFrame([flatten(r) for r in results])
 
 

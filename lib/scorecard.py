@@ -31,17 +31,12 @@ def finding_verdicts(profile: str = "cpu", seeds=(0, 1)) -> dict[str, verdicts.V
     table = runs.run_sweep(sweeps.repetition_grid(profile, seeds), allow_train=False, progress=False)
     ladder_cfgs = sweeps.tokens_vs_params(profile, seeds)
     ladder = runs.run_sweep(ladder_cfgs, allow_train=False, progress=False)
-    per_size = ladder.groupby("size")[["flops_per_input_token", "params"]].mean()
-    cross = verdicts.crossovers(runs.curves(ladder_cfgs), p.ladder, per_size["flops_per_input_token"].to_dict(),
-                                per_size["params"].to_dict())
+    cross = verdicts.ladder_crossovers(ladder, runs.curves(ladder_cfgs), p.ladder)
     larger = runs.run_sweep(sweeps.larger_dataset(profile, seeds), allow_train=False, progress=False)
-    fixed = larger[larger.epochs == sweeps.FIXED_REPETITION]
-    fresh = larger[(larger.epochs == 1) & larger.total_tokens.isin(fixed.total_tokens)]
-    paper = larger[larger.epochs.isin([64, 256]) & (larger.total_tokens == larger.total_tokens.max())]
     quality = runs.run_sweep(sweeps.quality(profile, seeds), allow_train=False, progress=False)
     return {"3.1": verdicts.tokens_grow_with_params(cross, verdicts.n_seeds(ladder)),
             "3.2": verdicts.repetition_degrades(table, p.grid),
-            "3.3": verdicts.larger_dataset_mitigates(fixed, fresh, paper),
+            "3.3": verdicts.larger_dataset_mitigates(*verdicts.split_larger_dataset(larger)),
             "3.4": verdicts.quality_does_not_help(quality)}
 
 

@@ -39,6 +39,10 @@ class TokenStore:
     def count_tokens(self, doc_ids: np.ndarray) -> int:
         return int((self.offsets[doc_ids + 1] - self.offsets[doc_ids]).sum())
 
+    def training_tokens(self) -> np.ndarray:
+        """Every token of the training (non-validation) documents, in corpus order."""
+        return self.tokens[np.repeat(~self.is_validation, np.diff(self.offsets))]
+
     def concatenate(self, doc_ids: np.ndarray, max_tokens: int | None = None) -> np.ndarray:
         """Tokens of these documents in this order (stopping once `max_tokens` are gathered)."""
         pieces, total = [], 0

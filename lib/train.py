@@ -7,16 +7,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import json
 import math
 import os
 import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-import numpy as np
 import torch
 from accelerate import Accelerator
 from tqdm.auto import tqdm
@@ -38,7 +36,8 @@ class RunResult:
     meta: dict
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """Plain JSON values (lists, not tuples): the same value a cache hit returns."""
+        return json.loads(json.dumps(asdict(self)))
 
 
 def eval_steps(total_steps: int) -> list[int]:
@@ -106,8 +105,17 @@ def train(cfg: RunConfig, checkpoint_dir: Path | None = None, progress: bool = T
         accelerator.load_state(str(checkpoint_dir / "state"))
         state = json.loads((checkpoint_dir / "progress.json").read_text())
 
+    loss_sum = torch.zeros((), dtype=torch.float64, device=accelerator.device)  # since the last evaluation
+
+    def flush_train_loss() -> None:
+        """Move the on-device loss sum into the JSON state (a host sync: only at evaluations and checkpoints)."""
+        nonlocal loss_sum
+        state["train_loss_sum"] += loss_sum.item()
+        loss_sum = torch.zeros_like(loss_sum)
+
     def record_evaluation(step: int) -> None:
         t0 = time.perf_counter()
+        flush_train_loss()
         train_loss = torch.tensor([state["train_loss_sum"], state["train_steps"]], dtype=torch.float64,
                                   device=accelerator.device)
         train_loss = accelerator.reduce(train_loss, reduction="sum").tolist()
@@ -125,6 +133,7 @@ def train(cfg: RunConfig, checkpoint_dir: Path | None = None, progress: bool = T
     start = state["step"]
     for step in range(start, cfg.steps):
         if checkpoint_dir is not None and step in checkpoints and step > start:
+            flush_train_loss()
             _save_checkpoint(accelerator, checkpoint_dir, state | {"step": step})  # before evaluating
         if step in evals:
             record_evaluation(step)
@@ -140,7 +149,7 @@ def train(cfg: RunConfig, checkpoint_dir: Path | None = None, progress: bool = T
             accelerator.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        state["train_loss_sum"] += loss.item()
+        loss_sum += loss.detach().double()
         state["train_steps"] += 1
         state["train_seconds"] += time.perf_counter() - t0
         bar.update(1)
@@ -150,7 +159,6 @@ def train(cfg: RunConfig, checkpoint_dir: Path | None = None, progress: bool = T
     curve = state["curve"]
     last = curve[-1]
     tokens = cfg.data.total_tokens
-    train_tokens = store.tokens[np.repeat(~store.is_validation, np.diff(store.offsets))]
     flops_per_token = training_flops_per_input_token(cfg.model, store.tokenizer.total_vocab,
                                                      cfg.data.input_length, data.objective.target_length)
     final = {"val_loss": last["val_loss"], "best_val_loss": min(c["val_loss"] for c in curve),
@@ -165,7 +173,7 @@ def train(cfg: RunConfig, checkpoint_dir: Path | None = None, progress: bool = T
             "wall_seconds": time.perf_counter() - started, "train_seconds": state["train_seconds"],
             "eval_seconds": state["eval_seconds"],
             "tokens_per_second": tokens / max(state["train_seconds"], 1e-9)}
-    reference = unigram_reference(train_tokens, val_targets, vocab, store.tokenizer.total_vocab)
+    reference = unigram_reference(store.training_tokens(), val_targets, vocab, store.tokenizer.total_vocab)
     final["probe"] = _probe(cfg, eval_model, accelerator, store.corpus, last)
     if checkpoint_dir is not None and accelerator.is_main_process:
         shutil.rmtree(checkpoint_dir, ignore_errors=True)
@@ -177,7 +185,7 @@ def _probe(cfg: RunConfig, model, accelerator: Accelerator, own_corpus: str, own
     probe = {own_corpus: {k: own_metrics[k] for k in own_metrics if k.startswith("val_")}}
     for corpus in cfg.data.tokenizer_corpora:
         if corpus not in probe:
-            data = dataclasses.replace(cfg.data, corpus=corpus)
+            data = replace(cfg.data, corpus=corpus)
             with accelerator.main_process_first():
                 store = token_store(data)
             inputs, targets = validation_set(data, store, cfg.eval_sequences)

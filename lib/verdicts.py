@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from lib.paper import TOKENS_PER_PARAM_SLOPE
+from lib.sweeps import FIXED_REPETITION
 
 NOISE_MULTIPLE = 2.0
 T_975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228)  # Student t, df 1..10
@@ -115,6 +116,24 @@ def crossovers(curves: pd.DataFrame, sizes: list[str], flops_per_token: dict[str
     return pd.DataFrame(rows)
 
 
+def per_size(table: pd.DataFrame) -> pd.DataFrame:
+    """Seed means per size of what a size comparison needs (parameters, FLOPs per token, final metrics)."""
+    return table.groupby("size", sort=False)[["params", "non_embedding_params", "flops_per_input_token",
+                                              "val_loss", "val_content_accuracy", "tokens_per_second"]].mean()
+
+
+def with_compute(curves: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
+    """Curves with a `flops` column: training FLOPs spent by each evaluation."""
+    flops_per_token = per_size(table)["flops_per_input_token"]
+    return curves.assign(flops=curves.tokens * curves["size"].map(flops_per_token))
+
+
+def ladder_crossovers(table: pd.DataFrame, curves: pd.DataFrame, sizes: list[str]) -> pd.DataFrame:
+    """`crossovers` for the 1-epoch runs of a size ladder, with each size's compute and parameters."""
+    sizes_table = per_size(table)
+    return crossovers(curves, sizes, sizes_table["flops_per_input_token"].to_dict(), sizes_table["params"].to_dict())
+
+
 def loglog_slope(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
     """Least-squares slope of log y on log x with a 95 % t-interval (NaN bounds if < 3 points)."""
     lx, ly = np.log(np.asarray(x, float)), np.log(np.asarray(y, float))
@@ -153,6 +172,15 @@ def tokens_grow_with_params(cross: pd.DataFrame, seeds: int = 0) -> Verdict:
 
 
 # --- 3.3 -----------------------------------------------------------------------------------------
+
+def split_larger_dataset(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The three parts of the 3.3 grid: fixed-repetition runs, fresh-data runs of the same T, and
+    the paper's same-T design (2^6 vs 2^8 epochs at the largest T)."""
+    fixed = table[table.epochs == FIXED_REPETITION]
+    fresh = table[(table.epochs == 1) & table.total_tokens.isin(fixed.total_tokens)]
+    paper = table[table.epochs.isin([64, 256]) & (table.total_tokens == table.total_tokens.max())]
+    return fixed, fresh, paper
+
 
 def larger_dataset_mitigates(fixed: pd.DataFrame, fresh: pd.DataFrame, paper: pd.DataFrame,
                              metric: str = "val_loss") -> Verdict:
