@@ -1,77 +1,232 @@
 """`python -m lib.bench`: this machine's speed, written to `data_cache/bench.json`.
 
-Measured in one process: a square-matmul peak (fp32 and bf16 autocast), training throughput
-(input tokens/s and achieved FLOP/s counted by `FlopCounterMode`) for each preset of a profile,
-and tokenization speed over a whole corpus. Goals live here, never in timed tests.
+Parts (`--only` picks some; the others keep their previous values in bench.json):
+  matmul          square-matmul peak GFLOP/s (fp32, bf16)
+  train           our training step's input tokens/s and GFLOP/s, every preset, fp32 and bf16, eager
+  tokenize        tokenization speed over a whole corpus
+  peer            our step (the profile's precision and torch.compile) vs a plain Seq2SeqTrainer
+  utilisation     achieved training FLOP/s over the bf16 matmul peak measured in the same process
+  sweep_modes     runs per hour: one process with every thread vs one process per core
+  book_cpu_hours  2-core hours of every cached cpu run
+  precision       fp32 vs bf16 on one 3.2 grid cell; trains what is missing (only when asked for)
+Goals live here, never in timed tests.
 """
 from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
+import json
+import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
+from statistics import mean
 
-import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from lib import ledger, runs, sweeps
+from lib.config import RunConfig
 from lib.corpora import load_corpus
 from lib.models import build_model
-from lib.objectives import SpanCorruption
-from lib.paths import cache_root
+from lib.paths import cache_root, repo_root
+from lib.peer import span_corrupted, trainer_tokens_per_s
 from lib.profiles import get_profile
 from lib.provenance import environment
-from lib.runs import write_atomic
-from lib.tokenizer import get_tokenizer
+from lib.tokenizer import NUM_SENTINELS, get_tokenizer
 from lib.tokens import build_token_store
+from lib.train import _optimizer, learning_rate
+
+PARTS = ("matmul", "train", "tokenize", "peer", "utilisation", "sweep_modes", "book_cpu_hours", "precision")
+DEFAULT_PARTS = PARTS[:-1]  # precision trains runs: only when asked for
+QUICK_PARTS = ("matmul", "train", "peer", "utilisation", "sweep_modes")  # the parts --quick shortens
+PEER_MIN_PARAMS = 1_000_000  # the issue's goals hold for presets of at least 1M parameters
+WARMUP_STEPS = 5  # untimed steps before timing (compiled steps stay slow for the first three)
 
 
-def matmul_gflops(dtype: str, n: int = 1024, repeats: int = 20) -> float:
-    """Achieved GFLOP/s of an n x n matmul (bf16 through autocast, as training uses it)."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    autocast = torch.autocast("cpu", dtype=torch.bfloat16) if dtype == "bf16" else contextlib.nullcontext()
-    with autocast:
-        for _ in range(3):
+def _autocast(dtype: str):
+    return torch.autocast("cpu", dtype=torch.bfloat16) if dtype == "bf16" else contextlib.nullcontext()
+
+
+def matmul_gflops(dtype: str, sizes=(512, 1024, 2048), repeats: int = 10) -> float:
+    """Peak GFLOP/s of square matmuls (best over sizes), on tensors of that dtype."""
+    best = 0.0
+    for n in sizes:
+        a, b = (torch.randn(n, n, dtype=torch.bfloat16 if dtype == "bf16" else torch.float32) for _ in range(2))
+        for _ in range(2):
             a @ b
         start = time.perf_counter()
         for _ in range(repeats):
             a @ b
-    return 2 * n**3 * repeats / (time.perf_counter() - start) / 1e9
+        best = max(best, 2 * n**3 * repeats / (time.perf_counter() - start) / 1e9)
+    return best
 
 
-def train_throughput(profile: str, size: str, dtype: str, steps: int = 12, compile_model: bool = False) -> dict:
-    """Input tokens/s and GFLOP/s of full training steps (AdamW) on random span-corrupted batches."""
+def _bench_config(profile: str, size: str) -> tuple[RunConfig, int]:
+    """A profile's run config for one preset (its optimizer settings and batch), and its vocabulary."""
     p = get_profile(profile)
-    total_vocab = p.vocab_size + 100
-    objective = SpanCorruption(p.input_length, total_vocab)
-    model = build_model(p.presets[size], total_vocab, seed=0)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    step_model = torch.compile(model) if compile_model else model
-    rng = np.random.default_rng(0)
-    raw = rng.integers(3, p.vocab_size, size=(p.batch_size, objective.raw_length))
-    inputs, targets = (torch.as_tensor(x) for x in objective(raw, rng))
-    autocast = torch.autocast("cpu", dtype=torch.bfloat16) if dtype == "bf16" else contextlib.nullcontext()
+    return p.config(size), p.vocab_size + NUM_SENTINELS
 
-    def step():
-        with autocast:
-            loss = step_model(input_ids=inputs, labels=targets).loss
+
+def train_throughput(profile: str, size: str, dtype: str, steps: int = 12, compile_model: bool = False,
+                     before_timing=None) -> dict:
+    """Input tokens/s and GFLOP/s of our training step, as `lib.train` runs it on one process (AdamW,
+    learning-rate schedule, gradient clipping, optional bf16 autocast and torch.compile), on
+    span-corrupted random batches. FLOPs: `FlopCounterMode` over one eager step; time: `steps`
+    steps after the warm-up."""
+    cfg, total_vocab = _bench_config(profile, size)
+    model = build_model(cfg.model, total_vocab, seed=0)
+    optimizer = _optimizer(model, cfg)
+    if compile_model:
+        torch._dynamo.reset()  # one fresh compilation per model: no recompile limit reached
+    step_model = torch.compile(model) if compile_model else model
+    batch = cfg.optim.batch_size
+    inputs, targets = (torch.as_tensor(x) for x in span_corrupted(cfg, total_vocab, batch * (1 + WARMUP_STEPS + steps)))
+    loss_sum = torch.zeros((), dtype=torch.float64)
+
+    def step(i: int, module=step_model):
+        nonlocal loss_sum
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(i, cfg)
+        with _autocast(dtype):
+            loss = module(input_ids=inputs[i * batch:(i + 1) * batch], labels=targets[i * batch:(i + 1) * batch]).loss
         loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
+        loss_sum += loss.detach().double()
 
     counter = FlopCounterMode(display=False)
     with counter:
-        step()  # also the warm-up (and compile) step
-    step()
+        step(0, model)
+    for i in range(1, 1 + WARMUP_STEPS):
+        step(i)
+    if before_timing:
+        before_timing()
     start = time.perf_counter()
-    for _ in range(steps):
-        step()
+    for i in range(1 + WARMUP_STEPS, 1 + WARMUP_STEPS + steps):
+        step(i)
     seconds = (time.perf_counter() - start) / steps
     return {"preset": size, "params": sum(q.numel() for q in model.parameters()), "dtype": dtype,
-            "compiled": compile_model, "tokens_per_s": p.batch_size * p.input_length / seconds,
+            "compiled": compile_model, "tokens_per_s": batch * cfg.data.input_length / seconds,
             "gflops": counter.get_total_flops() / seconds / 1e9}
+
+
+def large_presets(profile: str) -> list[str]:
+    """The presets with at least 1M parameters (the issue's speed goals)."""
+    p = get_profile(profile)
+    with torch.device("meta"):
+        models = {size: build_model(p.presets[size], p.vocab_size + NUM_SENTINELS, 0) for size in p.sizes}
+    return [size for size, model in models.items() if sum(q.numel() for q in model.parameters()) >= PEER_MIN_PARAMS]
+
+
+@functools.cache
+def profile_throughput(profile: str, size: str, dtype: str, steps: int) -> dict:
+    """`train_throughput` with the profile's compile setting, measured once per process (for peer and utilisation)."""
+    return train_throughput(profile, size, dtype, steps, compile_model=get_profile(profile).compile)
+
+
+def peer(profile: str, sizes: list[str], steps: int) -> list[dict]:
+    """Our step (the profile's precision and compile setting) vs a plain Seq2SeqTrainer, per preset."""
+    p, rows = get_profile(profile), []
+    for size in sizes:
+        ours = profile_throughput(profile, size, p.precision, steps)["tokens_per_s"]
+        trainer = trainer_tokens_per_s(*_bench_config(profile, size), steps=steps, warmup=WARMUP_STEPS)
+        rows.append({"preset": size, "precision": p.precision, "compiled": p.compile, "ours_tokens_per_s": ours,
+                     "trainer_tokens_per_s": trainer, "ratio": ours / trainer})
+        print(f"peer {size}: ours {ours:,.0f}, Seq2SeqTrainer {trainer:,.0f} input tokens/s ({ours / trainer:.2f}x)")
+    return rows
+
+
+def utilisation(profile: str, sizes: list[str], steps: int) -> list[dict]:
+    """Achieved training FLOP/s over the bf16 matmul peak (measured here), per preset and dtype."""
+    p, peak, rows = get_profile(profile), matmul_gflops("bf16"), []
+    for size in sizes:
+        for dtype in ("fp32", "bf16"):
+            row = profile_throughput(profile, size, dtype, steps)
+            rows.append({"preset": size, "dtype": dtype, "compiled": p.compile, "gflops": row["gflops"],
+                         "bf16_peak_gflops": peak, "fraction_of_bf16_peak": row["gflops"] / peak})
+            print(f"utilisation {size} {dtype}: {row['gflops']:.1f} of {peak:.0f} GFLOP/s "
+                  f"({row['gflops'] / peak:.0%})")
+    return rows
+
+
+def _side_by_side(profile: str, size: str, processes: int, steps: int) -> list[float]:
+    """Input tokens/s of `processes` concurrent training processes sharing the cores, timed together."""
+    threads = max(1, (os.cpu_count() or 1) // processes)
+    env = {**os.environ, "REPEAT_THREADS": str(threads)}
+    with tempfile.TemporaryDirectory(prefix="bench-barrier-") as barrier:
+        command = [sys.executable, "-m", "lib.bench", "--profile", profile, "--throughput-of", size,
+                   "--steps", str(steps), "--barrier", barrier, "--parties", str(processes)]
+        children = [subprocess.Popen(command, cwd=repo_root(), env=env, stdout=subprocess.PIPE, text=True)
+                    for _ in range(processes)]
+        outputs = [child.communicate(timeout=1800)[0] for child in children]
+    if any(child.returncode for child in children):
+        raise RuntimeError(f"a sweep-mode measurement of {size} failed")
+    return [json.loads(out.strip().splitlines()[-1])["tokens_per_s"] for out in outputs]
+
+
+def sweep_modes(profile: str, sizes: list[str], steps: int, quick: bool = False) -> dict:
+    """Runs per hour of small presets, one process with every thread vs one process per core.
+
+    Counts training steps only (a run's T input tokens at the measured speed); start-up, compile
+    and evaluation cost the same in both modes. `best` is the faster mode per preset, which
+    `run_sweep` uses unless the measurement was quick."""
+    p, cores, rows = get_profile(profile), os.cpu_count() or 1, []
+    for size in sizes:
+        for processes in sorted({1, cores}):
+            tokens_per_s = _side_by_side(profile, size, processes, steps)
+            rows.append({"preset": size, "processes": processes, "threads_per_process": cores // processes,
+                         "runs_per_hour": 3600 * sum(tokens_per_s) / p.total_tokens})
+            print(f"sweep {size}: {processes} process(es) x {cores // processes} thread(s): "
+                  f"{rows[-1]['runs_per_hour']:.1f} runs/hour")
+    best = {size: max((r for r in rows if r["preset"] == size), key=lambda r: r["runs_per_hour"])["processes"]
+            for size in sizes}
+    return {"profile": profile, "steps": steps, "quick": quick, "modes": rows, "best": best}
+
+
+def _barrier(folder: Path, parties: int, timeout: float = 1800):
+    """A callable that waits until `parties` processes have called it (files in `folder`)."""
+    def wait():
+        (folder / str(os.getpid())).touch()
+        deadline = time.monotonic() + timeout
+        while len(list(folder.iterdir())) < parties:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"only {len(list(folder.iterdir()))} of {parties} processes arrived")
+            time.sleep(0.02)
+    return wait
+
+
+def book_cpu_hours() -> float:
+    """2-core hours of every cached `cpu` run: wall seconds x threads (x processes) / 2, from the ledger."""
+    summary = ledger.summary(ledger.ledger("cpu"))
+    return float(summary.loc["cpu", "two_core_hours"]) if "cpu" in summary.index else 0.0
+
+
+def precision_check(profile: str, seeds=(0, 1)) -> dict[str, list[RunConfig]]:
+    """One 3.2 grid cell (XS, 64 epochs) per seed, in bf16 and in fp32 (one of them as the grid runs it)."""
+    cell = sweeps.repetition_grid(profile, seeds, sizes=["XS"], epochs=(64,))
+    return {precision: [cfg.replace(precision=precision) for cfg in cell] for precision in ("bf16", "fp32")}
+
+
+def precision_verdict(bf16: list[float], fp32: list[float]) -> str:
+    """Do the two precisions' final accuracies agree within the seed spread (largest max - min)?"""
+    gap, spread = abs(mean(bf16) - mean(fp32)), max(max(bf16) - min(bf16), max(fp32) - min(fp32))
+    agree = gap <= spread
+    return (f"Final validation accuracy {'agrees' if agree else 'does not agree'} within the seed spread: "
+            f"bf16 {mean(bf16):.4f}, fp32 {mean(fp32):.4f} (mean of {len(bf16)} seeds), a gap of {gap:.4f} "
+            f"{'within' if agree else 'beyond'} the spread of {spread:.4f}.")
+
+
+def precision(profile: str, seeds) -> dict:
+    """Final validation accuracy per seed in both precisions (trains missing runs) and the verdict."""
+    accuracy = {name: runs.run_sweep(cfgs, allow_train=True)["val_accuracy"].tolist()
+                for name, cfgs in precision_check(profile, seeds).items()}
+    return {**accuracy, "seeds": list(seeds), "verdict": precision_verdict(accuracy["bf16"], accuracy["fp32"])}
 
 
 def tokenize_speed(corpus: str = "web") -> dict:
@@ -88,27 +243,69 @@ def tokenize_speed(corpus: str = "web") -> dict:
             "seconds": meta["seconds"], "chars_per_s": meta["characters"] / meta["seconds"]}
 
 
+def measure(part: str, profile: str, quick: bool, seeds) -> dict:
+    """The bench.json keys of one part (quick: a few steps, and only the first preset of each list)."""
+    steps, first = (3, 1) if quick else (20, None)
+    if part == "matmul":
+        peak = {dtype: matmul_gflops(dtype, repeats=3 if quick else 10) for dtype in ("fp32", "bf16")}
+        print(f"matmul peak: {peak}")
+        return {"matmul_gflops": peak}
+    if part == "train":
+        rows = [train_throughput(profile, size, dtype, steps) for size in get_profile(profile).sizes
+                for dtype in ("fp32", "bf16")]
+        for row in rows:
+            print(f"train {row['preset']} {row['dtype']}: {row['tokens_per_s']:,.0f} input tokens/s, "
+                  f"{row['gflops']:.1f} GFLOP/s")
+        return {"train": rows}
+    if part == "tokenize":
+        tokenize = tokenize_speed()
+        print(f"tokenize: {tokenize['characters']:,} characters of {tokenize['corpus']} in "
+              f"{tokenize['seconds']:.1f} s ({tokenize['chars_per_s'] / 1e6:.1f}M chars/s)")
+        return {"tokenize": tokenize, "tokenize_chars_per_s": tokenize["chars_per_s"]}
+    if part == "peer":
+        return {"peer": peer(profile, large_presets(profile)[:first], steps)}
+    if part == "utilisation":
+        return {"utilisation": utilisation(profile, large_presets(profile)[:first], steps)}
+    if part == "sweep_modes":
+        return {"sweep_modes": sweep_modes(profile, get_profile(profile).grid[:first], 6 if quick else 40, quick)}
+    if part == "book_cpu_hours":
+        hours = book_cpu_hours()
+        print(f"book: {hours:.2f} two-core hours of cpu runs")
+        return {"book_cpu_hours": hours}
+    check = precision(profile, seeds)
+    print(check["verdict"])
+    return {"precision_check": check}
+
+
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profile", default="cpu")
     parser.add_argument("--out", type=Path, default=None, help="default: <cache>/bench.json")
+    parser.add_argument("--only", nargs="+", choices=PARTS, default=list(DEFAULT_PARTS), metavar="PART",
+                        help="parts to measure (default: all but precision)")
+    parser.add_argument("--quick", action="store_true",
+                        help="a few steps, first preset only: to test the bench (marked quick in bench.json)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="seeds of the precision check")
+    parser.add_argument("--throughput-of", help=argparse.SUPPRESS)  # one sweep-mode process
+    parser.add_argument("--steps", type=int, default=40, help=argparse.SUPPRESS)
+    parser.add_argument("--barrier", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--parties", type=int, default=1, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    out = args.out or cache_root() / "bench.json"
     torch.manual_seed(0)
-    result = {"threads": torch.get_num_threads(), **environment(torch.device("cpu")),
-              "matmul_gflops": {dtype: matmul_gflops(dtype) for dtype in ("fp32", "bf16")}, "train": []}
-    print(f"matmul peak: {result['matmul_gflops']}")
-    for size in get_profile(args.profile).sizes:
-        for dtype in ("fp32", "bf16"):
-            row = train_throughput(args.profile, size, dtype)
-            result["train"].append(row)
-            print(f"train {size} {dtype}: {row['tokens_per_s']:,.0f} input tokens/s, {row['gflops']:.1f} GFLOP/s")
-    tokenize = tokenize_speed()
-    result["tokenize"] = tokenize
-    result["tokenize_chars_per_s"] = tokenize["chars_per_s"]
-    print(f"tokenize: {tokenize['characters']:,} characters of {tokenize['corpus']} in {tokenize['seconds']:.1f} s "
-          f"({tokenize['chars_per_s'] / 1e6:.1f}M chars/s)")
-    write_atomic(out, result)
+    if args.throughput_of:
+        torch.set_num_threads(int(os.environ.get("REPEAT_THREADS", 0)) or torch.get_num_threads())
+        p = get_profile(args.profile)
+        print(json.dumps(train_throughput(args.profile, args.throughput_of, p.precision, args.steps, p.compile,
+                                          before_timing=_barrier(args.barrier, args.parties))))
+        return
+    out = args.out or cache_root() / "bench.json"
+    result = json.loads(out.read_text()) if out.exists() else {}
+    for part in args.only:  # each part is written as soon as it is measured
+        result.update(measure(part, args.profile, args.quick, args.seeds), threads=torch.get_num_threads(),
+                      **environment(torch.device("cpu")))
+        quick = args.quick and part in QUICK_PARTS
+        result.setdefault("measured", {})[part] = {"git_sha": result["git_sha"], "quick": quick}
+        runs.write_atomic(out, result)
     print(f"wrote {out}")
 
 

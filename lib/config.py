@@ -16,6 +16,16 @@ ENGINE_VERSION = 1
 # Fields that label a run but never change its numbers; they are left out of the key.
 UNKEYED_FIELDS = ("profile", "label")
 
+# Fields added for the variants of findings 3.5-3.11 (objective, MoE, sharing, regularizers): left
+# out of the key while they hold their default, so results cached before they existed keep their keys.
+VARIANT_DEFAULTS = {
+    "data": {"objective": "span"},
+    "model": {"dropout_start": 0.0, "droppath": 0.0, "num_experts": 0, "capacity_factor": 1.25,
+              "sparse_step": 2, "layer_repeats": 1},
+    "optim": {"label_smoothing": 0.0},
+}
+OBJECTIVES = ("span", "ul2")
+
 
 @dataclass(frozen=True)
 class DataConfig:
@@ -32,8 +42,11 @@ class DataConfig:
     input_length: int = 128
     noise_density: float = 0.15
     mean_noise_span: float = 3.0
+    objective: str = "span"  # "span": T5 span corruption; "ul2": the UL2 mixture of denoisers
 
     def __post_init__(self):
+        if self.objective not in OBJECTIVES:
+            raise ValueError(f"objective must be one of {OBJECTIVES}, got {self.objective!r}")
         if isinstance(self.epochs, bool) or not isinstance(self.epochs, int) or self.epochs < 1:
             raise ValueError(
                 f"epochs must be an integer >= 1 (got {self.epochs!r}): a run repeats its unique "
@@ -54,16 +67,37 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """A T5 v1.1 shape (gated-GELU, untied embeddings)."""
+    """A T5 v1.1 shape (gated-GELU, untied embeddings), optionally a Switch MoE or layer-shared,
+    with its regularizers."""
 
     name: str
     d_model: int
-    num_layers: int
+    num_layers: int  # distinct layers per stack; each is applied layer_repeats times
     num_decoder_layers: int
     num_heads: int
     d_kv: int
     d_ff: int
     dropout: float = 0.0
+    dropout_start: float = 0.0  # fraction of training before dropout switches on (late dropout)
+    droppath: float = 0.0  # stochastic depth: probability of dropping a residual branch per sequence
+    num_experts: int = 0  # 0: dense T5 v1.1; >= 1: Switch Transformer with top-1 routing
+    capacity_factor: float = 1.25  # MoE: expert capacity = factor * tokens per sequence / experts
+    sparse_step: int = 2  # MoE: every sparse_step-th FFN layer is a mixture of experts
+    layer_repeats: int = 1  # ALBERT-style sharing: the stack of distinct layers is applied k times
+
+    def __post_init__(self):
+        for name in ("dropout", "droppath"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)!r}")
+        if not 0 <= self.dropout_start < 1:
+            raise ValueError(f"dropout_start is a fraction of training in [0, 1), got {self.dropout_start!r}")
+        if self.num_experts < 0 or self.layer_repeats < 1:
+            raise ValueError("num_experts must be >= 0 and layer_repeats >= 1")
+        if self.num_experts and self.layer_repeats > 1:
+            raise ValueError("layer sharing is implemented for dense models only (num_experts=0)")
+        if self.num_experts and not 2 <= self.sparse_step <= min(self.num_layers, self.num_decoder_layers):
+            raise ValueError(f"sparse_step must be >= 2 (transformers adds the router losses only then) and at "
+                             f"most the number of layers, so that some layer is sparse (got {self.sparse_step})")
 
 
 @dataclass(frozen=True)
@@ -74,7 +108,8 @@ class OptimConfig:
     batch_size: int = 32  # global batch in sequences, whatever the number of processes
     warmup_fraction: float = 0.02
     final_lr_fraction: float = 0.1
-    weight_decay: float = 0.0
+    weight_decay: float = 0.0  # decoupled (AdamW), on matrices only
+    label_smoothing: float = 0.0
     beta1: float = 0.9
     beta2: float = 0.98
     grad_clip: float = 1.0
@@ -125,6 +160,10 @@ class RunConfig:
         d = self.to_dict()
         for name in UNKEYED_FIELDS:
             d.pop(name)
+        for part, defaults in VARIANT_DEFAULTS.items():
+            for name, default in defaults.items():
+                if d[part][name] == default:
+                    d[part].pop(name)
         blob = json.dumps({"engine": ENGINE_VERSION, "config": d}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 

@@ -4,6 +4,8 @@ A raw chunk of `raw_length` tokens gets `round(raw_length * density)` noise toke
 `round(noise / mean_span)` spans. Inputs keep the other tokens, with each noise span replaced by
 the next sentinel; targets hold each sentinel followed by its span; both end with EOS. The lengths
 are fixed, so batches need no padding.
+
+`UL2` mixes denoisers over the same raw chunks (finding 3.7); its batches are padded.
 """
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lib.tokenizer import EOS_ID
+from lib.tokenizer import EOS_ID, PAD_ID
 
 
 def _noise_counts(raw_length: int, density: float, mean_span: float) -> tuple[int, int]:
@@ -64,10 +66,18 @@ class SpanCorruption:
     total_vocab: int  # sentinel i has id total_vocab - 1 - i
     density: float = 0.15
     mean_span: float = 3.0
+    pads_inputs = False
 
     @property
     def raw_length(self) -> int:
         return raw_length_for_inputs(self.input_length, self.density, self.mean_span)[0]
+
+    @property
+    def padded_input_length(self) -> int:
+        return self.input_length
+
+    def eval_inputs(self, inputs: np.ndarray) -> np.ndarray:
+        return inputs
 
     @property
     def target_length(self) -> int:
@@ -96,3 +106,67 @@ class SpanCorruption:
 
     def __call__(self, raw: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         return self.apply(raw, self.masks(len(raw), rng))
+
+
+# UL2's denoisers (Tay et al. 2022), scaled to our short chunks: R = regular span corruption,
+# X = extreme (half the chunk corrupted), S = sequential (prefix-LM). Each example draws one,
+# uniformly: R 40 %, X 40 %, S 20 %. Entries: (mode, noise density, mean span); None = prefix-LM.
+UL2_DENOISERS = (("R", 0.15, 3.0), ("R", 0.15, 8.0), ("X", 0.5, 3.0), ("X", 0.5, 32.0), ("S", None, None))
+UL2_MODES = ("R", "X", "S")  # mode token ids: the last three sentinels, never used for spans here
+IGNORE_INDEX = -100  # label padding, skipped by the loss
+
+
+@dataclass(frozen=True)
+class UL2:
+    """The UL2 mixture of denoisers over the same raw chunks as span corruption (so a run sees the
+    same unique data whatever its objective). Inputs start with the denoiser's mode token and are
+    padded with PAD (pass an attention mask); targets are padded with IGNORE_INDEX."""
+
+    input_length: int
+    total_vocab: int
+    density: float = 0.15
+    mean_span: float = 3.0
+    pads_inputs = True
+
+    @property
+    def raw_length(self) -> int:
+        return raw_length_for_inputs(self.input_length, self.density, self.mean_span)[0]
+
+    @property
+    def min_prefix(self) -> int:
+        return self.raw_length // 3
+
+    @property
+    def padded_input_length(self) -> int:
+        return self.input_length + 1  # the R denoiser's inputs plus the mode token
+
+    @property
+    def target_length(self) -> int:
+        spans = [lengths_for_raw(self.raw_length, d, m)[1] for _, d, m in UL2_DENOISERS if d is not None]
+        return max(*spans, self.raw_length - self.min_prefix + 1)
+
+    def mode_token(self, mode: str) -> int:
+        return self.total_vocab - 100 + UL2_MODES.index(mode)
+
+    def eval_inputs(self, inputs: np.ndarray) -> np.ndarray:
+        """Span-corruption probe inputs as this objective's R denoiser sees them (mode token first)."""
+        return np.concatenate([np.full((len(inputs), 1), self.mode_token("R"), dtype=inputs.dtype), inputs], axis=1)
+
+    def _example(self, raw: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        mode, density, mean_span = UL2_DENOISERS[rng.integers(len(UL2_DENOISERS))]
+        if density is None:
+            split = int(rng.integers(self.min_prefix, self.input_length))
+            inputs, targets = np.append(raw[:split], EOS_ID), np.append(raw[split:], EOS_ID)
+        else:
+            denoiser = SpanCorruption(self.input_length, self.total_vocab, density, mean_span)
+            noise = random_spans_noise_mask(len(raw), density, mean_span, rng)[None]
+            inputs, targets = (row[0] for row in denoiser.apply(raw[None], noise))
+        return np.append(self.mode_token(mode), inputs), targets
+
+    def __call__(self, raw: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        inputs = np.full((len(raw), self.padded_input_length), PAD_ID, dtype=np.int64)
+        targets = np.full((len(raw), self.target_length), IGNORE_INDEX, dtype=np.int64)
+        for row, chunk in enumerate(raw):
+            x, y = self._example(chunk, rng)
+            inputs[row, :len(x)], targets[row, :len(y)] = x, y
+        return inputs, targets

@@ -85,3 +85,33 @@ def fixed_repetition(fixed: pd.DataFrame, fresh: pd.DataFrame, metric: str = "va
     ax.set(xscale="log", xlabel="total training tokens T", ylabel=LABELS.get(metric, metric))
     ax.set_title("Fixed repetition: the gap to fresh data as U grows")
     return fig
+
+
+def bars(table: pd.DataFrame, x: str, metric: str = "val_loss", hue: str | None = None, title: str | None = None,
+         reference: float | None = None, reference_label: str = "unique data, no regularizer"):
+    """Final metric per category (mean over seeds, whiskers = seed sd), horizontal bars; the
+    y-range starts near the data so differences stay visible."""
+    fig, ax = plt.subplots(figsize=(6.4, 0.45 * table[x].nunique() * (table[hue].nunique() if hue else 1) + 1.2))
+    sns.barplot(data=table, y=x, x=metric, hue=hue, errorbar=("sd", 1), ax=ax, palette="viridis", orient="h")
+    low, high = table[metric].min(), table[metric].max()
+    if reference is not None:
+        ax.axvline(reference, ls="--", color="grey", lw=1)
+        ax.text(reference, ax.get_ylim()[1], f" {reference_label}", color="grey", fontsize=8, va="top")
+        low = min(low, reference)
+    ax.set_xlim(low - 0.15 * (high - low + 1e-9), high + 0.1 * (high - low + 1e-9))
+    ax.set(xlabel=LABELS.get(metric, metric), ylabel="")
+    if title:
+        ax.set_title(title)
+    return fig
+
+
+def lines(table: pd.DataFrame, x: str, metric: str = "val_loss", hue: str | None = None, title: str | None = None,
+          xlabel: str | None = None):
+    """Final metric against a numeric setting (e.g. the dropout rate), one line per `hue`."""
+    fig, ax = plt.subplots(figsize=(5.2, 3.6))
+    sns.lineplot(data=table, x=x, y=metric, hue=hue, marker="o", errorbar=("sd", 1), ax=ax, palette="viridis")
+    ax.set(xlabel=xlabel or x, ylabel=LABELS.get(metric, metric))
+    ax.set_xticks(sorted(table[x].unique()))
+    if title:
+        ax.set_title(title)
+    return fig

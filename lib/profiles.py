@@ -28,6 +28,8 @@ class Profile:
     grid_sizes: tuple[str, ...] = ()  # the three sizes of size-by-repetition grids (default: smallest 3)
     ladder_sizes: tuple[str, ...] = ()  # the sizes of finding 3.1 (default: all)
     focus_size: str = ""  # the one size of single-size designs (3.3, 3.4; default: the second)
+    variant_size: str = ""  # the size of the variant designs, findings 3.5-3.11 (default: the smallest)
+    variant_tokens: int = 0  # T of the variant designs (default: total_tokens)
     corpus: str = "web"  # the default training corpus ("c4" and "wikipedia-hub" read the Hub)
 
     @property
@@ -45,6 +47,14 @@ class Profile:
     @property
     def focus(self) -> str:
         return self.focus_size or self.sizes[1]
+
+    @property
+    def variant(self) -> str:
+        return self.variant_size or self.sizes[0]
+
+    @property
+    def variant_total_tokens(self) -> int:
+        return self.variant_tokens or self.total_tokens
 
     def config(self, size: str, *, unique_tokens: int | None = None, epochs: int = 1,
                corpus: str | None = None, seed: int = 0, label: str = "", **optim) -> RunConfig:
@@ -77,11 +87,12 @@ PROFILES: dict[str, Profile] = {
         name="smoke",
         description="CI: every run takes seconds on one CPU core; tiny models on the first "
                     "3,000 documents of each corpus.",
-        presets={"XS": _t5("XS", 32, 1, 2, 64), "S": _t5("S", 48, 1, 2, 96),
+        presets={"XS": _t5("XS", 32, 1, 2, 64), "S": _t5("S", 48, 2, 2, 96),
                  "M": _t5("M", 64, 2, 2, 128)},
         learning_rates={"XS": 3e-3, "S": 3e-3, "M": 2e-3},
         vocab_size=512, total_tokens=2**14, batch_size=8, input_length=64, eval_sequences=16,
         precision="fp32", compile=False, max_docs=3000, tokenizer_sample_chars=2_000_000,
+        variant_size="S",  # two layers: room for a sparse layer and for sharing half the layers
     ),
     "cpu": Profile(
         name="cpu",
@@ -90,6 +101,7 @@ PROFILES: dict[str, Profile] = {
                  "S": _t5("S", 128, 2, 4, 384), "M": _t5("M", 192, 3, 6, 576), "L": _t5("L", 256, 4, 8, 768)},
         learning_rates={"XXS": 3e-3, "XS": 3e-3, "S": 3e-3, "M": 1.5e-3, "L": 1e-3},
         grid_sizes=("XXS", "XS", "S"), ladder_sizes=("XXS", "XS", "S", "M", "L"), focus_size="S",
+        variant_size="XS", variant_tokens=2**20,
         vocab_size=4000, total_tokens=2**21, batch_size=8, input_length=128, eval_sequences=256,
         precision="bf16", compile=True,
     ),

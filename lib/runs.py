@@ -1,22 +1,27 @@
 """The run cache: `data_cache/runs/<key>.json`, written atomically, one lock per key.
 
 `run(cfg)` returns a cached result or trains it; `run_sweep(cfgs)` returns a tidy table with one
-row per run. A corrupt or truncated file (or one whose config does not match) is redone.
+row per run, training cache misses one after another or in several processes side by side. A
+corrupt or truncated file (or one whose config does not match) is redone.
 """
 from __future__ import annotations
 
 import contextlib
 import json
 import os
+import subprocess
+import sys
 import tempfile
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 import pandas as pd
 from filelock import FileLock
 from tqdm.auto import tqdm
 
+from lib import describe
 from lib.config import RunConfig
-from lib.paths import cache_root
+from lib.paths import cache_root, repo_root
 
 REQUIRED = ("config", "curve", "final", "reference", "meta")
 
@@ -113,26 +118,68 @@ def flatten(result: dict) -> dict:
     row = {"key": cfg.key(), "label": cfg.label, "profile": cfg.profile, "size": cfg.model.name,
            "corpus": cfg.data.corpus, "unique_tokens": cfg.data.unique_tokens, "epochs": cfg.data.epochs,
            "total_tokens": cfg.data.total_tokens, "seed": cfg.seed, "lr": cfg.optim.lr,
-           "dropout": cfg.model.dropout, "weight_decay": cfg.optim.weight_decay}
+           "dropout": cfg.model.dropout, "weight_decay": cfg.optim.weight_decay,
+           "objective": cfg.data.objective, "architecture": describe.architecture(cfg),
+           "regularizer": describe.regularizer(cfg)}
     row.update(result["final"])
     row.update(result["reference"])
     meta = result["meta"]
-    row.update({k: meta.get(k) for k in ("params", "non_embedding_params", "flops_per_input_token",
+    row.update({k: meta.get(k) for k in ("params", "non_embedding_params", "active_params", "flops_per_input_token",
                                          "train_flops", "wall_seconds",
                                          "tokens_per_second", "eval_seconds", "train_seconds")})
     return row
 
 
-def run_sweep(cfgs: list[RunConfig], allow_train: bool | None = None, progress: bool = True) -> pd.DataFrame:
-    """Results of many configs as a DataFrame (one row per run); trains cache misses if allowed."""
+def default_parallel(cfgs: list[RunConfig]) -> int:
+    """How many processes should train these configs: the faster mode that `python -m lib.bench`
+    measured for their profile and sizes (`sweep_modes` in bench.json, not a quick one), else 1."""
+    try:
+        modes = json.loads((cache_root() / "bench.json").read_text())["sweep_modes"]
+    except (OSError, ValueError, KeyError):
+        return 1
+    if modes.get("quick") or int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        return 1
+    return min((modes["best"].get(c.model.name, 1) if c.profile == modes["profile"] else 1 for c in cfgs), default=1)
+
+
+def _train_side_by_side(cfgs: list[RunConfig], parallel: int, progress: bool) -> None:
+    """Train configs in `parallel` concurrent `python -m lib.train` processes, sharing the CPU threads;
+    each process writes its result into the cache itself (atomically, under its lock)."""
+    env = {**os.environ, "REPEAT_THREADS": str(max(1, (os.cpu_count() or 1) // parallel))}
+
+    def train_one(cfg: RunConfig, folder: str) -> None:
+        config = Path(folder) / f"{cfg.key()}.json"
+        config.write_text(json.dumps(cfg.to_dict()))
+        out = subprocess.run([sys.executable, "-m", "lib.train", "--config", str(config)], cwd=repo_root(),
+                             env=env, capture_output=True, text=True)
+        if out.returncode:
+            raise RuntimeError(f"training {cfg.key()} failed:\n{out.stderr[-3000:]}")
+
+    unique = list({cfg.key(): cfg for cfg in cfgs}.values())
+    with tempfile.TemporaryDirectory(prefix="sweep-configs-") as folder, ThreadPoolExecutor(parallel) as pool:
+        futures = [pool.submit(train_one, cfg, folder) for cfg in unique]
+        for future in tqdm(as_completed(futures), total=len(futures), desc=f"runs ({parallel} processes)",
+                           disable=not progress):
+            future.result()
+
+
+def run_sweep(cfgs: list[RunConfig], allow_train: bool | None = None, progress: bool = True,
+              parallel: int | None = None) -> pd.DataFrame:
+    """Results of many configs as a DataFrame (one row per run); trains cache misses if allowed, in
+    `parallel` processes side by side (default: `default_parallel`), or in this process if 1."""
     allow_train = allow_train_default() if allow_train is None else allow_train
     results = [load_cached(c) for c in cfgs]
     missing = [c for c, r in zip(cfgs, results) if r is None]
     if missing and not allow_train:
         raise MissingRunsError(_missing_message(missing))
+    parallel = default_parallel(missing) if parallel is None else parallel
     if progress:
-        print(f"{len(cfgs) - len(missing)}/{len(cfgs)} cached" + (f", training {len(missing)}" if missing else ""))
-    for i, cfg in enumerate(tqdm(cfgs, desc="runs", disable=not (progress and missing))):
+        print(f"{len(cfgs) - len(missing)}/{len(cfgs)} cached" + (f", training {len(missing)}" if missing else "")
+              + (f" in {parallel} processes" if missing and parallel > 1 else ""))
+    if parallel > 1 and len(missing) > 1:
+        _train_side_by_side(missing, parallel, progress)
+        results = [r or load_cached(c) for c, r in zip(cfgs, results)]
+    for i, cfg in enumerate(tqdm(cfgs, desc="runs", disable=not (progress and missing and parallel <= 1))):
         if results[i] is None:
             results[i] = run(cfg, allow_train=allow_train, progress=progress)
     return pd.DataFrame([flatten(r) for r in results])
@@ -151,7 +198,8 @@ def curves(cfgs: list[RunConfig]) -> pd.DataFrame:
     rows = []
     for result in _cached_or_raise(cfgs):
         base = {k: v for k, v in flatten(result).items()
-                if k in ("key", "label", "size", "corpus", "unique_tokens", "epochs", "seed", "lr", "dropout")}
+                if k in ("key", "label", "size", "corpus", "unique_tokens", "epochs", "seed", "lr", "dropout",
+                         "objective", "architecture", "regularizer")}
         rows += [{**base, **point} for point in result["curve"]]
     return pd.DataFrame(rows)
 

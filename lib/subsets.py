@@ -11,15 +11,22 @@ from __future__ import annotations
 import numpy as np
 
 from lib.config import DataConfig
-from lib.objectives import SpanCorruption
+from lib.objectives import UL2, SpanCorruption
 from lib.tokens import TokenStore
 
 VALIDATION_MASK_SEED = 20230522  # the same corrupted validation sequences for every run
 
 
-def objective_for(data: DataConfig, store: TokenStore) -> SpanCorruption:
+def span_corruption_for(data: DataConfig, store: TokenStore) -> SpanCorruption:
     return SpanCorruption(data.input_length, store.tokenizer.total_vocab, data.noise_density,
                           data.mean_noise_span)
+
+
+def objective_for(data: DataConfig, store: TokenStore) -> SpanCorruption | UL2:
+    """The training objective; both read raw chunks of the same length, so U means the same data."""
+    if data.objective == "ul2":
+        return UL2(data.input_length, store.tokenizer.total_vocab, data.noise_density, data.mean_noise_span)
+    return span_corruption_for(data, store)
 
 
 def training_document_order(store: TokenStore, subset_seed: int) -> np.ndarray:
@@ -52,7 +59,7 @@ def unique_chunks(data: DataConfig, store: TokenStore) -> np.ndarray:
 
 
 class RepeatedSubset:
-    """Batches of span-corrupted sequences for each global step of a run."""
+    """Batches of (inputs, targets) for each global step of a run, from the run's objective."""
 
     def __init__(self, data: DataConfig, store: TokenStore, batch_size: int, seed: int):
         self.chunks = unique_chunks(data, store)
@@ -80,8 +87,9 @@ class RepeatedSubset:
 
 
 def validation_set(data: DataConfig, store: TokenStore, num_sequences: int) -> tuple[np.ndarray, np.ndarray]:
-    """Fixed corrupted sequences from held-out documents (same for every run on this corpus)."""
-    objective = objective_for(data, store)
+    """Fixed span-corrupted sequences from held-out documents: the same probe for every run on this
+    corpus, whatever its objective (a UL2 model sees them behind its R-denoiser mode token)."""
+    objective = span_corruption_for(data, store)
     doc_ids = store.document_ids(validation=True)
     stream = store.concatenate(doc_ids, max_tokens=num_sequences * objective.raw_length)
     available = len(stream) // objective.raw_length
@@ -89,4 +97,5 @@ def validation_set(data: DataConfig, store: TokenStore, num_sequences: int) -> t
         raise ValueError(f"corpus {data.corpus!r} has only {available} held-out sequences; "
                          f"eval_sequences={num_sequences} is too many (use max_docs=None or fewer).")
     raw = stream.astype(np.int64).reshape(num_sequences, objective.raw_length)
-    return objective(raw, np.random.default_rng(VALIDATION_MASK_SEED))
+    inputs, targets = objective(raw, np.random.default_rng(VALIDATION_MASK_SEED))
+    return objective_for(data, store).eval_inputs(inputs), targets

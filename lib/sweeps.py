@@ -5,11 +5,32 @@ trained once and read by every notebook that needs it.
 """
 from __future__ import annotations
 
+import dataclasses
+from functools import lru_cache
+
+import torch
+
 from lib.config import RunConfig
+from lib.models import build_model, parameter_counts
 from lib.profiles import get_profile
 
 REPETITION_EPOCHS = (1, 4, 16, 64, 256)  # the paper's 1, 2^6, 2^8 plus Muennighoff's 4 and 16
 FIXED_REPETITION = 16  # finding 3.3: repetition held fixed while U grows
+
+# Findings 3.5-3.11: the variant size at T = profile.variant_total_tokens, either on unique data
+# (1 epoch) or repeated (U = T / 64: the paper's 2^6 epochs).
+REPEATED = 64
+DROPOUT = 0.1  # the usual rate (the paper's Table 4 rate is not reported)
+REGULARIZERS = {  # name -> (model changes, optim changes), each alone; Table 4 also stacks them on dropout
+    "dropout": ({"dropout": DROPOUT}, {}),
+    "droppath": ({"droppath": 0.1}, {}),
+    "label smoothing": ({}, {"label_smoothing": 0.1}),
+    "weight decay": ({}, {"weight_decay": 0.1}),
+}
+STRONG_WEIGHT_DECAY = 1.0  # decoupled, as Kim et al. and Lovelace et al. found effective with little data
+LATE_DROPOUT_STARTS = (0.25, 0.5)  # finding 3.9: fraction of training before dropout switches on
+DROPOUT_RATES = (0.0, 0.1, 0.3)  # findings 3.10 and 3.11
+MOE_EXPERTS = (1,)  # finding 3.5, besides the proxy's: the 1-expert Switch is the same-FLOPs baseline
 
 
 def repetition_grid(profile: str, seeds=(0, 1), sizes=None, corpus: str = "web",
@@ -67,13 +88,116 @@ def budget_check(profile: str, seeds=(0, 1)) -> list[RunConfig]:
             for seed in seeds for size in p.grid[-2:]]
 
 
+def variant_cell(profile: str, size: str | None = None, epochs: int = REPEATED, seed: int = 0, label: str = "",
+                 model: dict | None = None, optim: dict | None = None, objective: str = "span") -> RunConfig:
+    """One run of the variant designs: `size` (default: the profile's variant size) on U = T / epochs."""
+    p = get_profile(profile)
+    size = size or p.variant
+    cfg = p.config(size, unique_tokens=p.variant_total_tokens // epochs, epochs=epochs, seed=seed,
+                   label=f"{size} {epochs}ep {label or 'baseline'}", **(optim or {}))
+    return cfg.replace(model=dataclasses.replace(cfg.model, **(model or {})),
+                       data=dataclasses.replace(cfg.data, objective=objective))
+
+
+@lru_cache(maxsize=None)
+def moe_proxy(profile: str) -> tuple[str, int]:
+    """Finding 3.6's pair: (dense size, experts) such that the variant size with that many experts
+    has about the trainable parameters of the next larger dense size, at a fraction of its FLOPs."""
+    p = get_profile(profile)
+    small = p.presets[p.variant]
+    dense = p.sizes[p.sizes.index(p.variant) + 1]
+    vocab = p.vocab_size + 100
+
+    def params(model) -> int:
+        with torch.device("meta"):
+            return parameter_counts(build_model(model, vocab, 0, p.input_length))["params"]
+
+    target = params(p.presets[dense])
+    experts = min((2, 4, 8, 16, 32, 64),
+                  key=lambda e: abs(params(dataclasses.replace(small, num_experts=e)) - target))
+    return dense, experts
+
+
+def params_vs_flops(profile: str, seeds=(0, 1)) -> list[RunConfig]:
+    """Finding 3.5: parameters at fixed FLOPs (MoE experts; half the layers shared twice) and FLOPs
+    at fixed parameters (every layer applied twice), each on unique and on repeated data."""
+    p = get_profile(profile)
+    layers = p.presets[p.variant].num_layers
+    variants = [({}, "dense"),
+                ({"layer_repeats": 2}, "shared x2"),
+                ({"num_layers": layers // 2, "num_decoder_layers": layers // 2, "layer_repeats": 2}, "half shared x2"),
+                *[({"num_experts": e}, f"MoE {e}") for e in (*MOE_EXPERTS, moe_proxy(profile)[1])]]
+    return [variant_cell(profile, epochs=epochs, seed=seed, model=model, label=label)
+            for seed in seeds for model, label in variants for epochs in (1, REPEATED)]
+
+
+def cheap_moe(profile: str, seeds=(0, 1)) -> list[RunConfig]:
+    """Finding 3.6: the MoE proxy (variant size, about the dense size's parameters) and the dense
+    size, on unique and repeated data."""
+    dense, experts = moe_proxy(profile)
+    return [cfg for seed in seeds for epochs in (1, REPEATED) for cfg in (
+        variant_cell(profile, dense, epochs, seed),
+        variant_cell(profile, epochs=epochs, seed=seed, model={"num_experts": experts}, label=f"MoE {experts}"))]
+
+
+def objectives(profile: str, seeds=(0, 1, 2)) -> list[RunConfig]:
+    """Finding 3.7: span corruption vs UL2, on unique and repeated data (3 seeds: the gap is small)."""
+    return [variant_cell(profile, epochs=epochs, seed=seed, objective=objective,
+                         label="baseline" if objective == "span" else "UL2")
+            for seed in seeds for objective in ("span", "ul2") for epochs in (1, REPEATED)]
+
+
+def regularizer_grid(profile: str, seeds=(0, 1)) -> list[RunConfig]:
+    """Finding 3.8: none, each regularizer alone, each on top of dropout, and strong weight decay,
+    on repeated data; plus the unique-data reference."""
+    cells = [({}, {}, "baseline")]
+    for name, (model, optim) in REGULARIZERS.items():
+        cells.append((model, optim, name))
+        if name != "dropout":
+            cells.append(({"dropout": DROPOUT, **model}, optim, f"dropout + {name}"))
+    cells.append(({}, {"weight_decay": STRONG_WEIGHT_DECAY}, f"weight decay {STRONG_WEIGHT_DECAY}"))
+    return [variant_cell(profile, seed=seed, model=model, optim=optim, label=label)
+            for seed in seeds for model, optim, label in cells] + \
+        [variant_cell(profile, epochs=1, seed=seed) for seed in seeds]
+
+
+def late_dropout(profile: str, seeds=(0, 1)) -> list[RunConfig]:
+    """Finding 3.9: no dropout, dropout from the start, and dropout switched on late."""
+    starts = (0.0, *LATE_DROPOUT_STARTS)
+    return [variant_cell(profile, seed=seed) for seed in seeds] + \
+        [variant_cell(profile, seed=seed, model={"dropout": DROPOUT, "dropout_start": start},
+                      label=f"dropout from {start:.0%}" if start else "dropout")
+         for seed in seeds for start in starts]
+
+
+def dropout_across_sizes(profile: str, seeds=(0, 1)) -> list[RunConfig]:
+    """Finding 3.10: dropout rates on repeated data for the grid's sizes, plus unique-data references."""
+    p = get_profile(profile)
+    return [variant_cell(profile, size, seed=seed, model={"dropout": rate},
+                         label=f"dropout {rate}" if rate else "baseline")
+            for seed in seeds for size in p.grid for rate in DROPOUT_RATES] + \
+        [variant_cell(profile, size, epochs=1, seed=seed) for seed in seeds for size in p.grid]
+
+
+def moe_hparam_transfer(profile: str, seeds=(0, 1)) -> list[RunConfig]:
+    """Finding 3.11: the dropout sweep on the MoE proxy and on the dense size it stands in for."""
+    dense, experts = moe_proxy(profile)
+    return [cell for seed in seeds for rate in DROPOUT_RATES for cell in (
+        variant_cell(profile, dense, seed=seed, model={"dropout": rate},
+                     label=f"dropout {rate}" if rate else "baseline"),
+        variant_cell(profile, seed=seed, model={"num_experts": experts, "dropout": rate},
+                     label=f"MoE {experts} dropout {rate}" if rate else f"MoE {experts}"))]
+
+
 def example_cell(profile: str) -> RunConfig:
     """One cell of the repetition grid (64 epochs of T/64), for `python -m lib.run`."""
     p = get_profile(profile)
     return p.config(p.focus, unique_tokens=p.total_tokens // 64, epochs=64, label="example cell")
 
 
-SWEEPS = {"01": tokens_vs_params, "02": repetition_grid, "03": larger_dataset, "04": quality}
+SWEEPS = {"01": tokens_vs_params, "02": repetition_grid, "03": larger_dataset, "04": quality,
+          "05": params_vs_flops, "06": cheap_moe, "07": objectives, "08": regularizer_grid,
+          "09": late_dropout, "10": dropout_across_sizes, "11": moe_hparam_transfer}
 
 
 def sweep(notebook: str, profile: str, seeds=(0, 1)) -> list[RunConfig]:

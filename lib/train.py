@@ -21,9 +21,12 @@ from tqdm.auto import tqdm
 
 from lib.config import RunConfig
 from lib.evaluate import evaluate, unigram_reference
-from lib.models import build_model, parameter_counts, training_flops_per_input_token
+from lib.models import (build_model, initial_dropout, parameter_counts, set_dropout,
+                        training_flops_per_input_token)
 from lib.provenance import environment
 from lib.subsets import RepeatedSubset, validation_set
+from lib.objectives import IGNORE_INDEX
+from lib.tokenizer import PAD_ID
 from lib.tokens import token_store
 
 
@@ -70,6 +73,26 @@ def _optimizer(model, cfg: RunConfig) -> torch.optim.Optimizer:
     return torch.optim.AdamW(groups, lr=cfg.optim.lr, betas=(cfg.optim.beta1, cfg.optim.beta2), eps=1e-8)
 
 
+def dropout_rate(step: int, cfg: RunConfig) -> float:
+    """Dropout from the start, or (late dropout) zero until dropout_start of the run, then on."""
+    return cfg.model.dropout if step >= round(cfg.model.dropout_start * cfg.steps) else 0.0
+
+
+def training_loss(model, inputs: torch.Tensor, targets: torch.Tensor, cfg: RunConfig, pads_inputs: bool):
+    """The model's loss (with the MoE router losses), label-smoothed if configured."""
+    extra = {"attention_mask": inputs != PAD_ID} if pads_inputs else {}
+    if cfg.model.num_experts:
+        extra["output_router_logits"] = True  # transformers adds the router z and balance losses only then
+    out = model(input_ids=inputs, labels=targets, **extra)
+    if not cfg.optim.label_smoothing:
+        return out.loss
+    logits, flat = out.logits.float().flatten(0, 1), targets.flatten()
+    plain = torch.nn.functional.cross_entropy(logits, flat, ignore_index=IGNORE_INDEX)
+    smoothed = torch.nn.functional.cross_entropy(logits, flat, ignore_index=IGNORE_INDEX,
+                                                 label_smoothing=cfg.optim.label_smoothing)
+    return out.loss - plain + smoothed
+
+
 def _set_threads(accelerator: Accelerator) -> int:
     threads = int(os.environ.get("REPEAT_THREADS", 0)) or max(1, (os.cpu_count() or 1) // accelerator.num_processes)
     if accelerator.device.type == "cpu":
@@ -80,7 +103,8 @@ def _set_threads(accelerator: Accelerator) -> int:
 def train(cfg: RunConfig, checkpoint_dir: Path | None = None, progress: bool = True) -> RunResult:
     """Train one config from scratch (or from its checkpoint in `checkpoint_dir`) and evaluate it."""
     started = time.perf_counter()
-    accelerator = Accelerator(cpu=not torch.cuda.is_available())
+    # Precision comes from the run config (autocast below), never from an accelerate config or env.
+    accelerator = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision="no")
     threads = _set_threads(accelerator)
     rank, world = accelerator.process_index, accelerator.num_processes
     if cfg.optim.batch_size % world:
@@ -90,7 +114,7 @@ def train(cfg: RunConfig, checkpoint_dir: Path | None = None, progress: bool = T
     data = RepeatedSubset(cfg.data, store, cfg.optim.batch_size, cfg.seed)
     val_inputs, val_targets = validation_set(cfg.data, store, cfg.eval_sequences)
     vocab = store.tokenizer.vocab_size
-    model = build_model(cfg.model, store.tokenizer.total_vocab, cfg.seed)
+    model = build_model(cfg.model, store.tokenizer.total_vocab, cfg.seed, cfg.data.input_length)
     counts = parameter_counts(model)
     optimizer = _optimizer(model, cfg)
     model, optimizer = accelerator.prepare(model, optimizer)
@@ -131,7 +155,11 @@ def train(cfg: RunConfig, checkpoint_dir: Path | None = None, progress: bool = T
                f"x{cfg.data.epochs}", disable=not (progress and accelerator.is_main_process), leave=False)
     model.train()
     start = state["step"]
+    dropout = initial_dropout(cfg.model)
     for step in range(start, cfg.steps):
+        if dropout_rate(step, cfg) != dropout:
+            dropout = dropout_rate(step, cfg)
+            set_dropout(eval_model, dropout)
         if checkpoint_dir is not None and step in checkpoints and step > start:
             flush_train_loss()
             _save_checkpoint(accelerator, checkpoint_dir, state | {"step": step})  # before evaluating
@@ -142,8 +170,8 @@ def train(cfg: RunConfig, checkpoint_dir: Path | None = None, progress: bool = T
             group["lr"] = learning_rate(step, cfg)
         inputs, targets = data.batch(step, rank, world)
         with autocast:
-            loss = step_model(input_ids=torch.as_tensor(inputs, device=accelerator.device),
-                              labels=torch.as_tensor(targets, device=accelerator.device)).loss
+            loss = training_loss(step_model, torch.as_tensor(inputs, device=accelerator.device),
+                                 torch.as_tensor(targets, device=accelerator.device), cfg, data.objective.pads_inputs)
         accelerator.backward(loss)
         if cfg.optim.grad_clip:
             accelerator.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
@@ -159,8 +187,9 @@ def train(cfg: RunConfig, checkpoint_dir: Path | None = None, progress: bool = T
     curve = state["curve"]
     last = curve[-1]
     tokens = cfg.data.total_tokens
-    flops_per_token = training_flops_per_input_token(cfg.model, store.tokenizer.total_vocab,
-                                                     cfg.data.input_length, data.objective.target_length)
+    padded_inputs = data.objective.padded_input_length  # padding costs compute too
+    flops_per_token = training_flops_per_input_token(cfg.model, store.tokenizer.total_vocab, padded_inputs,
+                                                     data.objective.target_length) * padded_inputs / cfg.data.input_length
     final = {"val_loss": last["val_loss"], "best_val_loss": min(c["val_loss"] for c in curve),
              "val_accuracy": last["val_accuracy"], "best_val_accuracy": max(c["val_accuracy"] for c in curve),
              "val_content_loss": last["val_content_loss"], "val_content_accuracy": last["val_content_accuracy"],

@@ -1,0 +1,135 @@
+"""What a run costs: parameters, training FLOPs, and wall time on this CPU and on a named GPU.
+
+Parameters come from `lib.models` on a model built on the meta device (no memory, so the paper's
+XL is free to count) and FLOPs from its `training_flops_per_input_token`, exactly as training
+records them. CPU time uses this machine's measured training speed (`python -m lib.bench`,
+`bench.json` in the cache): a preset it measured uses its tokens/s; any other model is
+extrapolated from the measured preset nearest in FLOPs per token, at that preset's achieved
+FLOP/s. GPU time is FLOPs / (peak x an assumed utilisation).
+"""
+from __future__ import annotations
+
+import json
+import math
+
+import pandas as pd
+import torch
+
+from lib import objectives
+from lib.config import RunConfig
+from lib.models import build_model, parameter_counts, training_flops_per_input_token
+from lib.paths import cache_root
+from lib.profiles import PROFILES, get_profile
+from lib.tokenizer import NUM_SENTINELS
+
+GPU_PEAK_FLOPS = {"H100 SXM": 989e12, "A100": 312e12}  # dense bf16 tensor-core peaks (vendor datasheets)
+DEFAULT_UTILISATION = 0.4  # an assumed model-FLOPs utilisation, typical of well-tuned training
+BENCH_PROFILE = "cpu"  # the profile whose presets `lib.bench` measures unless bench.json says otherwise
+# PAPER.md 2.5: the paper's cost of one Dense-XL run (transcribed, ≈ $7.4K) and the 6 N D arithmetic.
+PAPER_XL = {"usd": 7400.0, "six_n_d_flops": 5.9e20}
+
+
+def total_vocab(cfg: RunConfig) -> int:
+    return cfg.data.vocab_size + NUM_SENTINELS
+
+
+def _objective(cfg: RunConfig):
+    kind = objectives.UL2 if getattr(cfg.data, "objective", "span") == "ul2" else objectives.SpanCorruption
+    return kind(cfg.data.input_length, total_vocab(cfg), cfg.data.noise_density, cfg.data.mean_noise_span)
+
+
+def model_cost(cfg: RunConfig) -> dict:
+    """Parameters (lib.models), training FLOPs per input token (padding included, as training
+    counts them), total tokens, total training FLOPs and the 6 N D rule of thumb."""
+    with torch.device("meta"):
+        net = build_model(cfg.model, total_vocab(cfg), cfg.seed, cfg.data.input_length)
+    counts = parameter_counts(net)
+    objective = _objective(cfg)
+    padded = objective.padded_input_length
+    per_token = training_flops_per_input_token(cfg.model, total_vocab(cfg), padded,
+                                               objective.target_length) * padded / cfg.data.input_length
+    tokens = cfg.data.total_tokens
+    active = counts.get("active_params", counts["params"])  # MoE: the parameters one token passes through
+    return {**counts, "flops_per_input_token": per_token, "total_tokens": tokens,
+            "train_flops": per_token * tokens, "six_n_d_flops": 6.0 * active * tokens}
+
+
+def load_bench() -> dict | None:
+    path = cache_root() / "bench.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def measured_rates(bench: dict, precision: str) -> pd.DataFrame:
+    """The bench's training speeds at one precision: per measured preset, input tokens/s, its
+    FLOPs per token (by `model_cost`) and the achieved FLOP/s in those units."""
+    profile = get_profile(bench.get("profile", BENCH_PROFILE))
+    rows = []
+    for row in bench.get("train", []):
+        if row["dtype"] != precision or row["preset"] not in profile.presets:
+            continue
+        ref = profile.config(row["preset"])
+        cost = model_cost(ref)
+        if cost["params"] != row["params"]:  # the bench measured another shape under this name
+            continue
+        rows.append({"preset": row["preset"], "model": ref.model, "input_length": ref.data.input_length,
+                     "vocab": total_vocab(ref), "tokens_per_s": row["tokens_per_s"],
+                     "flops_per_input_token": cost["flops_per_input_token"],
+                     "achieved_flops": row["tokens_per_s"] * cost["flops_per_input_token"]})
+    return pd.DataFrame(rows)
+
+
+def cpu_seconds(cfg: RunConfig, bench: dict | None) -> tuple[float, str]:
+    """Estimated training seconds on the benchmarked CPU, and how the estimate was made."""
+    rates = measured_rates(bench, cfg.precision) if bench else pd.DataFrame()
+    if rates.empty:
+        return math.nan, "no CPU benchmark for this precision (run `python -m lib.bench`)"
+    cost = model_cost(cfg)
+    same = rates[(rates.model == cfg.model) & (rates.input_length == cfg.data.input_length)
+                 & (rates.vocab == total_vocab(cfg))]
+    if len(same) and getattr(cfg.data, "objective", "span") == "span":
+        return cost["total_tokens"] / same.tokens_per_s.iloc[0], f"measured ({same.preset.iloc[0]})"
+    nearest = rates.loc[(rates.flops_per_input_token.map(math.log) - math.log(cost["flops_per_input_token"])).abs().idxmin()]
+    return (cost["train_flops"] / nearest.achieved_flops,
+            f"extrapolated from {nearest.preset} ({nearest.achieved_flops / 1e9:.0f} GFLOP/s)")
+
+
+def gpu_seconds(train_flops: float, gpu: str, utilisation: float = DEFAULT_UTILISATION) -> float:
+    """Training seconds on `gpu` at `utilisation` of its dense bf16 peak."""
+    if gpu not in GPU_PEAK_FLOPS:
+        raise ValueError(f"unknown GPU {gpu!r}; known peaks (dense bf16): {sorted(GPU_PEAK_FLOPS)}")
+    if not 0 < utilisation <= 1:
+        raise ValueError(f"utilisation is a fraction of peak in (0, 1], got {utilisation!r}")
+    return train_flops / (GPU_PEAK_FLOPS[gpu] * utilisation)
+
+
+def estimate(cfg: RunConfig, gpus=tuple(GPU_PEAK_FLOPS), utilisation: float = DEFAULT_UTILISATION,
+             bench: dict | None = None) -> dict:
+    """One row: the config's model cost, CPU hours (with their basis) and hours on each GPU."""
+    cost = model_cost(cfg)
+    seconds, basis = cpu_seconds(cfg, bench)
+    return {"profile": cfg.profile, "preset": cfg.model.name, **cost, "cpu_hours": seconds / 3600,
+            "cpu_basis": basis,
+            **{f"{gpu} hours": gpu_seconds(cost["train_flops"], gpu, utilisation) / 3600 for gpu in gpus}}
+
+
+def profile_table(gpus=tuple(GPU_PEAK_FLOPS), utilisation: float = DEFAULT_UTILISATION,
+                  bench: dict | None = None) -> pd.DataFrame:
+    """`estimate` for every preset of every profile, trained on the profile's T unique tokens."""
+    return pd.DataFrame([estimate(profile.config(size), gpus, utilisation, bench)
+                         for profile in PROFILES.values() for size in profile.sizes])
+
+
+def paper_comparison(gpu: str = "H100 SXM", utilisation: float = DEFAULT_UTILISATION) -> pd.DataFrame:
+    """The paper profile's XL at 2^35 tokens beside the paper's reported cost (PAPER.md 2.5)."""
+    cfg = get_profile("paper").config("XL")
+    cost = model_cost(cfg)
+    hours = gpu_seconds(cost["train_flops"], gpu, utilisation) / 3600
+    return pd.DataFrame([
+        {"quantity": "parameters", "ours": cost["params"], "paper": math.nan},
+        {"quantity": "training FLOPs, 6 N D", "ours": cost["six_n_d_flops"], "paper": PAPER_XL["six_n_d_flops"]},
+        {"quantity": "training FLOPs, matmuls counted (encoder-decoder)", "ours": cost["train_flops"], "paper": math.nan},
+        {"quantity": f"{gpu} hours at {utilisation:.0%} of peak", "ours": hours, "paper": math.nan},
+        {"quantity": "cost per run (USD)", "ours": math.nan, "paper": PAPER_XL["usd"]},
+        {"quantity": f"USD per {gpu} hour at which our estimate costs the same", "ours": PAPER_XL["usd"] / hours,
+         "paper": math.nan},
+    ])
