@@ -21,7 +21,8 @@ book: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q tests --ignore=tests/test_book_html.py
 	REPEAT_PROFILE=smoke REPEAT_ALLOW_TRAIN=1 REPEAT_CACHE_DIR=$$(mktemp -d) \
-		$(PY) -m pytest -q --nbval-lax --nbval-current-env notebooks/ book/scorecard.ipynb book/reproducibility.ipynb
+		$(PY) -m pytest -q --nbval-lax --nbval-current-env notebooks/ book/scorecard.ipynb book/reproducibility.ipynb \
+		book/explorer.ipynb book/cost.ipynb
 	$(MAKE) book
 	$(PY) -m pytest -q tests/test_book_html.py
 

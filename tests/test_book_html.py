@@ -2,8 +2,9 @@
 
 Every test is skipped when the book has not been built. The checks: every page in `_toc.yml`
 was built; no page loads MathJax, require.js or the widget manager from a CDN (the book must
-render offline from `_vendor/`); every finding notebook page shows at least one figure; and, if
-Chromium is installed, MathJax really typesets the methods page with the network blocked.
+render offline from `_vendor/`); every finding notebook page shows at least one figure; the
+explorer embeds its widgets; and, if Chromium is installed, MathJax really typesets the methods
+page and the explorer's dropdowns render, with the network blocked.
 """
 from __future__ import annotations
 
@@ -114,12 +115,12 @@ def test_notebook_pages_have_figures():
     assert not problems, "\n".join(problems)
 
 
-def test_mathjax_renders_offline_in_chromium():
+def offline_dom(page: Path) -> str:
+    """The page's DOM after scripts ran in headless Chromium with the network blocked."""
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} not installed (apt-get install -y chromium)")
-    page = HTML / "book" / "methods.html"
     if not page.is_file():
-        pytest.skip("book/methods.html not built")
+        pytest.skip(f"{page.relative_to(HTML)} not built")
     with tempfile.TemporaryDirectory() as profile_dir:
         cmd = [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu",
                "--disable-background-networking", "--disable-component-update",
@@ -128,6 +129,29 @@ def test_mathjax_renders_offline_in_chromium():
                "--virtual-time-budget=5000", "--dump-dom", page.as_uri()]
         dom = subprocess.run(cmd, capture_output=True, text=True, timeout=90).stdout
     assert "<body" in dom, "chromium returned no DOM"
+    return dom
+
+
+def test_explorer_widgets_are_embedded_and_load_after_require():
+    page = HTML / "book" / "explorer.html"
+    if not page.is_file():
+        pytest.skip("book/explorer.html not built")
+    html = page.read_text(encoding="utf-8")
+    assert 'type="application/vnd.jupyter.widget-view+json"' in html, "no widget view embedded"
+    assert 'type="application/vnd.jupyter.widget-state+json"' in html, "no widget state embedded"
+    srcs = SCRIPT_SRC.findall(html)
+    order = [i for i, s in enumerate(srcs) if s.endswith(("require.js", "embed-amd.js"))]
+    assert len(order) == 2 and srcs[order[0]].endswith("require.js"), "require.js must load before embed-amd.js"
+    assert IMG_SRC.search(html), "the explorer's static default figure is missing"
+
+
+def test_explorer_widgets_render_offline_in_chromium():
+    dom = offline_dom(HTML / "book" / "explorer.html")
+    assert "widget-dropdown" in dom and dom.count("<select") >= 5, "the explorer's dropdowns did not render"
+
+
+def test_mathjax_renders_offline_in_chromium():
+    dom = offline_dom(HTML / "book" / "methods.html")
     assert "<mjx-container" in dom, "MathJax did not typeset the methods page offline"
     assert "<mjx-merror" not in dom, "MathJax reported a TeX error on the methods page"
 
