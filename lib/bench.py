@@ -7,6 +7,7 @@ Parts (`--only` picks some; the others keep their previous values in bench.json)
   peer            our step (the profile's precision and torch.compile) vs a plain Seq2SeqTrainer
   utilisation     achieved training FLOP/s over the bf16 matmul peak measured in the same process
   sweep_modes     runs per hour: one process with every thread vs one process per core
+  moe_proxy       training speed of finding 3.6's dense size and its MoE proxy, measured together
   book_cpu_hours  2-core hours of every cached cpu run
   precision       fp32 vs bf16 on one 3.2 grid cell; trains what is missing (only when asked for)
 Goals live here, never in timed tests.
@@ -39,11 +40,12 @@ from lib.profiles import get_profile
 from lib.provenance import environment
 from lib.tokenizer import NUM_SENTINELS, get_tokenizer
 from lib.tokens import build_token_store
-from lib.train import _optimizer, learning_rate
+from lib.train import _optimizer, learning_rate, training_loss
 
-PARTS = ("matmul", "train", "tokenize", "peer", "utilisation", "sweep_modes", "book_cpu_hours", "precision")
+PARTS = ("matmul", "train", "tokenize", "peer", "utilisation", "sweep_modes", "moe_proxy", "book_cpu_hours",
+         "precision")
 DEFAULT_PARTS = PARTS[:-1]  # precision trains runs: only when asked for
-QUICK_PARTS = ("matmul", "train", "peer", "utilisation", "sweep_modes")  # the parts --quick shortens
+QUICK_PARTS = ("matmul", "train", "peer", "utilisation", "sweep_modes", "moe_proxy")  # the parts --quick shortens
 PEER_MIN_PARAMS = 1_000_000  # the issue's goals hold for presets of at least 1M parameters
 WARMUP_STEPS = 5  # untimed steps before timing (compiled steps stay slow for the first three)
 
@@ -73,13 +75,15 @@ def _bench_config(profile: str, size: str) -> tuple[RunConfig, int]:
 
 
 def train_throughput(profile: str, size: str, dtype: str, steps: int = 12, compile_model: bool = False,
-                     before_timing=None) -> dict:
+                     before_timing=None, experts: int = 0) -> dict:
     """Input tokens/s and GFLOP/s of our training step, as `lib.train` runs it on one process (AdamW,
     learning-rate schedule, gradient clipping, optional bf16 autocast and torch.compile), on
     span-corrupted random batches. FLOPs: `FlopCounterMode` over one eager step; time: `steps`
-    steps after the warm-up."""
+    steps after the warm-up. `experts` > 0: the preset as a Switch MoE with that many experts."""
     cfg, total_vocab = _bench_config(profile, size)
-    model = build_model(cfg.model, total_vocab, seed=0)
+    if experts:
+        cfg = cfg.replace(model__num_experts=experts)
+    model = build_model(cfg.model, total_vocab, seed=0, input_length=cfg.data.input_length)
     optimizer = _optimizer(model, cfg)
     if compile_model:
         torch._dynamo.reset()  # one fresh compilation per model: no recompile limit reached
@@ -93,7 +97,8 @@ def train_throughput(profile: str, size: str, dtype: str, steps: int = 12, compi
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(i, cfg)
         with _autocast(dtype):
-            loss = module(input_ids=inputs[i * batch:(i + 1) * batch], labels=targets[i * batch:(i + 1) * batch]).loss
+            loss = training_loss(module, inputs[i * batch:(i + 1) * batch], targets[i * batch:(i + 1) * batch], cfg,
+                                 pads_inputs=False)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
         optimizer.step()
@@ -111,7 +116,8 @@ def train_throughput(profile: str, size: str, dtype: str, steps: int = 12, compi
     for i in range(1 + WARMUP_STEPS, 1 + WARMUP_STEPS + steps):
         step(i)
     seconds = (time.perf_counter() - start) / steps
-    return {"preset": size, "params": sum(q.numel() for q in model.parameters()), "dtype": dtype,
+    return {"preset": size + (f" MoE {experts}" if experts else ""),
+            "params": sum(q.numel() for q in model.parameters()), "dtype": dtype,
             "compiled": compile_model, "tokens_per_s": batch * cfg.data.input_length / seconds,
             "gflops": counter.get_total_flops() / seconds / 1e9}
 
@@ -152,6 +158,18 @@ def utilisation(profile: str, sizes: list[str], steps: int) -> list[dict]:
                          "bf16_peak_gflops": peak, "fraction_of_bf16_peak": row["gflops"] / peak})
             print(f"utilisation {size} {dtype}: {row['gflops']:.1f} of {peak:.0f} GFLOP/s "
                   f"({row['gflops'] / peak:.0%})")
+    return rows
+
+
+def moe_proxy(profile: str, steps: int) -> list[dict]:
+    """Training speed of finding 3.6's pair on a quiet machine: the dense size and its MoE proxy
+    (run times in the cache vary with whatever else the machine was doing)."""
+    p = get_profile(profile)
+    dense, experts = sweeps.moe_proxy(profile)
+    rows = [train_throughput(profile, dense, p.precision, steps, p.compile),
+            train_throughput(profile, p.variant, p.precision, steps, p.compile, experts=experts)]
+    for row in rows:
+        print(f"moe_proxy {row['preset']}: {row['tokens_per_s']:,.0f} input tokens/s")
     return rows
 
 
@@ -268,6 +286,8 @@ def measure(part: str, profile: str, quick: bool, seeds) -> dict:
         return {"utilisation": utilisation(profile, large_presets(profile)[:first], steps)}
     if part == "sweep_modes":
         return {"sweep_modes": sweep_modes(profile, get_profile(profile).grid[:first], 6 if quick else 40, quick)}
+    if part == "moe_proxy":
+        return {"moe_proxy": moe_proxy(profile, steps)}
     if part == "book_cpu_hours":
         hours = book_cpu_hours()
         print(f"book: {hours:.2f} two-core hours of cpu runs")

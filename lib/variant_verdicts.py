@@ -5,9 +5,12 @@ span-corruption probe (accuracy is reported beside it).
 """
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 
+from lib.paths import cache_root
 from lib.verdicts import NOT, PARTLY, REPRODUCED, Verdict, n_seeds, seed_spread, significant
 
 METRIC = "val_loss"
@@ -53,30 +56,44 @@ def curve_shape(curves: pd.DataFrame, by: str, metric: str = METRIC) -> pd.DataF
     return pd.DataFrame(rows)
 
 
+def seconds_per_run(table: pd.DataFrame, dense: str, moe: str) -> tuple[dict[str, float], str]:
+    """Training seconds of one run of each architecture, and where they come from: the quiet-machine
+    measurement of `python -m lib.bench --only moe_proxy` if there is one, else the runs' own
+    times (which vary with whatever else the machine was doing)."""
+    tokens = float(table.total_tokens.iloc[0])
+    try:
+        dense_row, moe_row = json.loads((cache_root() / "bench.json").read_text())["moe_proxy"]
+        return {dense: tokens / dense_row["tokens_per_s"], moe: tokens / moe_row["tokens_per_s"]}, "the benchmark"
+    except (OSError, ValueError, KeyError):
+        return table.groupby("architecture")["train_seconds"].mean().to_dict(), "the runs' own times"
+
+
 def cheap_moe_predicts(table: pd.DataFrame, repeated_curves: pd.DataFrame, dense: str, moe: str,
                        metric: str = METRIC) -> Verdict:
     """3.6. On repeated data the MoE proxy's curve has the dense model's shape: its best point
     within +-25 % in tokens and its final-minus-best drop within noise; and it is cheaper (FLOPs
-    per token, and wall-clock on this machine)."""
+    per token, and training wall-clock on this machine)."""
     shape = curve_shape(repeated_curves, "architecture", metric)
     per = shape.groupby("architecture")[["best_tokens", "final_minus_best"]].mean()
     drop_spread = float(np.sqrt(shape.groupby("architecture")["final_minus_best"].var(ddof=1).mean()))
     peak_ratio = per.loc[moe, "best_tokens"] / per.loc[dense, "best_tokens"]
     drop_gap = per.loc[moe, "final_minus_best"] - per.loc[dense, "final_minus_best"]
     same_shape = 0.75 <= peak_ratio <= 1.25 and not significant(drop_gap, drop_spread)
-    cost = table.groupby("architecture")[["flops_per_input_token", "train_seconds", "params"]].mean()
+    cost = table.groupby("architecture")[["flops_per_input_token", "params"]].mean()
     flops_ratio = cost.loc[moe, "flops_per_input_token"] / cost.loc[dense, "flops_per_input_token"]
-    wall_ratio = cost.loc[moe, "train_seconds"] / cost.loc[dense, "train_seconds"]
+    seconds, source = seconds_per_run(table, dense, moe)
+    wall_ratio = seconds[moe] / seconds[dense]
     params_ratio = cost.loc[moe, "params"] / cost.loc[dense, "params"]
     cheaper = wall_ratio < 1
     verdict = REPRODUCED if same_shape and cheaper else (PARTLY if same_shape else NOT)
     sentence = (
-        f"The {moe} proxy has {params_ratio:.2f}x the parameters of dense {dense} at {flops_ratio:.2f}x its "
-        f"FLOPs per token and {wall_ratio:.2f}x its training wall-clock here. On repeated data its best "
+        f"The {moe} proxy has {params_ratio:.2f}x the parameters of the {dense} model at {flops_ratio:.2f}x its "
+        f"FLOPs per token and {wall_ratio:.2f}x its training wall-clock here (from {source}). On repeated "
+        f"data its best "
         f"point comes at {peak_ratio:.2f}x the dense model's tokens and it then loses "
         f"{per.loc[moe, 'final_minus_best']:.3f} against {per.loc[dense, 'final_minus_best']:.3f} nats "
         f"(seed spread {drop_spread:.3f}): the curves {'match' if same_shape else 'do not match'} in shape"
-        + ("" if cheaper else ", but the proxy is not faster on this CPU") + ".")
+        + ("" if cheaper else f"{', but' if same_shape else ', and'} the proxy is not faster on this CPU") + ".")
     return Verdict("3.6", verdict, sentence, metric, float(drop_gap), drop_spread, n_seeds(table),
                    {"peak_ratio": float(peak_ratio), "flops_ratio": float(flops_ratio),
                     "wall_ratio": float(wall_ratio), "params_ratio": float(params_ratio)})
@@ -197,16 +214,18 @@ def moe_transfer(table: pd.DataFrame, dense: str, moe: str, metric: str = METRIC
     best = {arch: float(mean.loc[arch].idxmin()) for arch in (dense, moe)}
     rho = spearman(mean.loc[dense], mean.loc[moe])
     agree = best[dense] == best[moe] or rho >= 0.8
-    cost = by[["train_flops", "train_seconds"]].sum().groupby("architecture").sum()
+    seconds, source = seconds_per_run(table, dense, moe)
+    cost = by["train_flops"].sum().groupby("architecture").sum().to_frame()
+    cost["train_seconds"] = by.size().groupby("architecture").sum() * pd.Series(seconds)
     sweep = cost.loc[moe] / cost.loc[dense]
     with_confirmation = (cost.loc[moe] + cost.loc[dense] / mean.loc[dense].size) / cost.loc[dense]
     cheaper = with_confirmation["train_seconds"] < 1
     verdict = REPRODUCED if agree and cheaper else (PARTLY if agree else NOT)
     sentence = (
-        f"Best dropout rate: {best[moe]:g} on the MoE proxy and {best[dense]:g} on dense {dense.split()[-1]} "
+        f"Best dropout rate: {best[moe]:g} on the {moe} proxy and {best[dense]:g} on the {dense} model "
         f"(Spearman over the rates {rho:+.2f}). The MoE sweep costs {sweep['train_flops']:.2f}x the dense "
-        f"sweep's FLOPs and {sweep['train_seconds']:.2f}x its wall-clock here; with one confirming dense run, "
-        f"{with_confirmation['train_seconds']:.2f}x (paper: 0.48x in dollars).")
+        f"sweep's FLOPs and {sweep['train_seconds']:.2f}x its wall-clock here (from {source}); with one "
+        f"confirming dense run, {with_confirmation['train_seconds']:.2f}x (paper: 0.48x in dollars).")
     return Verdict("3.11", verdict, sentence, metric, rho, spread, n_seeds(table),
                    {"best": best, "spearman": rho, "sweep_cost": sweep.to_dict(),
                     "with_confirmation": with_confirmation.to_dict()})
