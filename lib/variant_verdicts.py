@@ -116,14 +116,19 @@ def ul2_degrades_more(table: pd.DataFrame, metric: str = METRIC) -> Verdict:
 
 
 def regularizer_effects(table: pd.DataFrame, metric: str = METRIC) -> pd.DataFrame:
-    """Per regularizer on repeated data: mean final metric, its gain over none and the share of the
-    gap to unique data (1 epoch, no regularizer) that it recovers."""
+    """Per regularizer on repeated data: mean final metric, its gain over none (positive = better)
+    and the share of the gap to unique data (1 epoch, no regularizer) that it recovers."""
     most = table.epochs.max()
     repeated = table[table.epochs == most]
     reference = table[table.epochs == 1][metric].mean()
     mean = repeated.groupby("regularizer", sort=False)[metric].mean()
-    gain = mean["none"] - mean
-    return pd.DataFrame({metric: mean, "gain": gain, "gap_recovered": gain / (mean["none"] - reference)})
+    sign = -1 if lower_is_better(metric) else 1
+    gain = sign * (mean - mean["none"])
+    return pd.DataFrame({metric: mean, "gain": gain, "gap_recovered": gain / (sign * (reference - mean["none"]))})
+
+
+def lower_is_better(metric: str) -> bool:
+    return "loss" in metric
 
 
 def dropout_helps_most(table: pd.DataFrame, dropout: str = "dropout 0.1", metric: str = METRIC) -> Verdict:
@@ -132,16 +137,17 @@ def dropout_helps_most(table: pd.DataFrame, dropout: str = "dropout 0.1", metric
     repeated = table[table.epochs == table.epochs.max()]
     spread = seed_spread(repeated, ["regularizer"], metric)
     effects = regularizer_effects(table, metric)
-    base = effects.loc[dropout, metric]
-    stacked = effects[effects.index.str.startswith(f"{dropout} + ")][metric]
-    alone = effects[~effects.index.str.contains("dropout") & (effects.index != "none")][metric]
-    a = significant(effects.loc[dropout, "gain"], spread) and effects.loc[dropout, "gain"] > 0
-    better_stacked = [n for n, v in stacked.items() if base - v > 0 and significant(base - v, spread)]
-    better_alone = [n for n, v in alone.items() if base - v > 0 and significant(base - v, spread)]
+    base = effects.loc[dropout, "gain"]
+    stacked = effects[effects.index.str.startswith(f"{dropout} + ")]["gain"]
+    alone = effects[~effects.index.str.contains("dropout") & (effects.index != "none")]["gain"]
+    a = significant(base, spread) and base > 0
+    better_stacked = [n for n, v in stacked.items() if v - base > 0 and significant(v - base, spread)]
+    better_alone = [n for n, v in alone.items() if v - base > 0 and significant(v - base, spread)]
     b, c = not better_stacked, not better_alone
     verdict = NOT if not a else (REPRODUCED if b and c else PARTLY)
     sentence = (
-        f"On repeated data, {dropout} lowers the final {metric} by {effects.loc[dropout, 'gain']:.3f} "
+        f"On repeated data, {dropout} {'lowers' if lower_is_better(metric) else 'raises'} the final {metric} by "
+        f"{effects.loc[dropout, 'gain']:.3f} "
         f"({effects.loc[dropout, 'gap_recovered']:.0%} of the gap to unique data; seed spread {spread:.3f}). "
         + (f"Stacked on dropout, {', '.join(better_stacked)} improve(s) further. " if better_stacked else
            "Nothing stacked on dropout improves on it beyond noise. ")

@@ -139,9 +139,9 @@ def test_explorer_widgets_are_embedded_and_load_after_require():
     html = page.read_text(encoding="utf-8")
     assert 'type="application/vnd.jupyter.widget-view+json"' in html, "no widget view embedded"
     assert 'type="application/vnd.jupyter.widget-state+json"' in html, "no widget state embedded"
-    srcs = SCRIPT_SRC.findall(html)
-    order = [i for i, s in enumerate(srcs) if s.endswith(("require.js", "embed-amd.js"))]
-    assert len(order) == 2 and srcs[order[0]].endswith("require.js"), "require.js must load before embed-amd.js"
+    srcs = [urlsplit(s).path for s in SCRIPT_SRC.findall(html)]
+    order = [s for s in srcs if s.endswith(("/require.js", "/embed-amd.js"))]
+    assert len(order) == 2 and order[0].endswith("/require.js"), f"require.js must load before embed-amd.js: {order}"
     assert IMG_SRC.search(html), "the explorer's static default figure is missing"
 
 
