@@ -23,9 +23,9 @@ from lib.config import RunConfig
 from lib.evaluate import evaluate, unigram_reference
 from lib.models import (build_model, initial_dropout, parameter_counts, set_dropout,
                         training_flops_per_input_token)
+from lib.objectives import IGNORE_INDEX
 from lib.provenance import environment
 from lib.subsets import RepeatedSubset, validation_set
-from lib.objectives import IGNORE_INDEX
 from lib.tokenizer import PAD_ID
 from lib.tokens import token_store
 
