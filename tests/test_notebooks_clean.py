@@ -24,4 +24,12 @@ def test_notebook_reads_profile_from_environment(path):
 
 
 def test_notebooks_exist():
-    assert len(list((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))) >= 4
+    assert len(list((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))) >= 12
+
+
+def test_every_notebook_is_in_the_toc():
+    """Only pages listed in _toc.yml are built: a notebook missing there would silently vanish."""
+    toc = (ROOT / "_toc.yml").read_text()
+    missing = [p.relative_to(ROOT).with_suffix("").as_posix() for p in NOTEBOOKS
+               if f"file: {p.relative_to(ROOT).with_suffix('').as_posix()}\n" not in toc]
+    assert not missing, f"notebooks not listed in _toc.yml: {missing}"
