@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from lib.config import RunConfig
+from lib.profiles import PROFILES
 
 
 def architecture(cfg: RunConfig) -> str:
@@ -16,7 +17,6 @@ def architecture(cfg: RunConfig) -> str:
 
 def _preset_layers(cfg: RunConfig) -> int:
     """Layers of the named preset in the run's profile (falls back to the run's own)."""
-    from lib.profiles import PROFILES
     profile = PROFILES.get(cfg.profile)
     preset = profile.presets.get(cfg.model.name) if profile else None
     return preset.num_layers if preset else cfg.model.num_layers
