@@ -33,7 +33,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from lib import ledger, runs, sweeps
 from lib.config import RunConfig
 from lib.corpora import load_corpus
-from lib.models import build_model
+from lib.models import build_model, meta_parameter_counts
 from lib.paths import cache_root, repo_root
 from lib.peer import span_corrupted, trainer_tokens_per_s
 from lib.profiles import get_profile
@@ -125,9 +125,8 @@ def train_throughput(profile: str, size: str, dtype: str, steps: int = 12, compi
 def large_presets(profile: str) -> list[str]:
     """The presets with at least 1M parameters (the issue's speed goals)."""
     p = get_profile(profile)
-    with torch.device("meta"):
-        models = {size: build_model(p.presets[size], p.vocab_size + NUM_SENTINELS, 0) for size in p.sizes}
-    return [size for size, model in models.items() if sum(q.numel() for q in model.parameters()) >= PEER_MIN_PARAMS]
+    return [size for size in p.sizes
+            if meta_parameter_counts(p.presets[size], p.vocab_size + NUM_SENTINELS)["params"] >= PEER_MIN_PARAMS]
 
 
 @functools.cache

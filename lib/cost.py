@@ -13,11 +13,9 @@ import json
 import math
 
 import pandas as pd
-import torch
 
-from lib import objectives
 from lib.config import RunConfig
-from lib.models import build_model, parameter_counts, training_flops_per_input_token
+from lib.models import meta_parameter_counts, run_flops_per_input_token
 from lib.paths import cache_root
 from lib.profiles import PROFILES, get_profile
 from lib.tokenizer import NUM_SENTINELS
@@ -33,21 +31,11 @@ def total_vocab(cfg: RunConfig) -> int:
     return cfg.data.vocab_size + NUM_SENTINELS
 
 
-def _objective(cfg: RunConfig):
-    kind = objectives.UL2 if getattr(cfg.data, "objective", "span") == "ul2" else objectives.SpanCorruption
-    return kind(cfg.data.input_length, total_vocab(cfg), cfg.data.noise_density, cfg.data.mean_noise_span)
-
-
 def model_cost(cfg: RunConfig) -> dict:
     """Parameters (lib.models), training FLOPs per input token (padding included, as training
     counts them), total tokens, total training FLOPs and the 6 N D rule of thumb."""
-    with torch.device("meta"):
-        net = build_model(cfg.model, total_vocab(cfg), cfg.seed, cfg.data.input_length)
-    counts = parameter_counts(net)
-    objective = _objective(cfg)
-    padded = objective.padded_input_length
-    per_token = training_flops_per_input_token(cfg.model, total_vocab(cfg), padded,
-                                               objective.target_length) * padded / cfg.data.input_length
+    counts = meta_parameter_counts(cfg.model, total_vocab(cfg), cfg.data.input_length)
+    per_token = run_flops_per_input_token(cfg, total_vocab(cfg))
     tokens = cfg.data.total_tokens
     active = counts.get("active_params", counts["params"])  # MoE: the parameters one token passes through
     return {**counts, "flops_per_input_token": per_token, "total_tokens": tokens,

@@ -5,7 +5,6 @@ after the first runs take their defaults, so old results and new ones share one 
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 import pandas as pd
@@ -37,22 +36,11 @@ def describe(key: str, result: dict) -> dict:
             "lr": config["optim"]["lr"], "label": config.get("label", "")}
 
 
-def _results():
-    """(key, result) for every complete result file in the cache; unreadable files are skipped."""
-    for path in sorted(runs.runs_dir().glob("*.json")):
-        try:
-            result = json.loads(path.read_text())
-        except (OSError, ValueError):
-            continue
-        if all(k in result for k in runs.REQUIRED) and result["curve"]:
-            yield path.stem, result
-
-
 def load() -> tuple[pd.DataFrame, pd.DataFrame]:
     """(runs, curves) of every cached result: one row per run with its final metrics, and one row
     per evaluation; both carry the descriptive columns, and `run` numbers the runs."""
     rows, points = [], []
-    for i, (key, result) in enumerate(_results()):
+    for i, (key, result) in enumerate(runs.cached_results()):
         base = {"run": i, **describe(key, result)}
         rows.append({**base, **{k: v for k, v in result["final"].items() if isinstance(v, (int, float))}})
         points += [{**base, **point} for point in result["curve"]]

@@ -16,7 +16,8 @@ from torch import nn
 from transformers import (SwitchTransformersConfig, SwitchTransformersForConditionalGeneration, T5Config,
                           T5ForConditionalGeneration)
 
-from lib.config import ModelConfig
+from lib.config import ModelConfig, RunConfig
+from lib.objectives import objective_for
 from lib.tokenizer import EOS_ID, PAD_ID
 
 EXPERT_FF_SCALE = 1.5  # an ungated expert with 1.5 d_ff has the parameters and FLOPs of a gated-GELU FFN
@@ -140,6 +141,22 @@ def parameter_counts(net: nn.Module) -> dict[str, int]:
                    for m in net.modules() if hasattr(m, "experts") and hasattr(m, "router"))
     return {"params": total, "embedding_params": embedding, "non_embedding_params": total - embedding,
             "active_params": int(total - inactive)}
+
+
+def meta_parameter_counts(model: ModelConfig, total_vocab: int, input_length: int = 128) -> dict[str, int]:
+    """`parameter_counts` of a model built on the meta device (no memory, no initialisation)."""
+    with torch.device("meta"):
+        return parameter_counts(build_model(model, total_vocab, 0, input_length))
+
+
+def run_flops_per_input_token(cfg: RunConfig, total_vocab: int) -> float:
+    """Training FLOPs per encoder input token of a run, with its objective's padded lengths
+    (padding costs compute too)."""
+    objective = objective_for(cfg.data.objective, cfg.data.input_length, total_vocab,
+                              cfg.data.noise_density, cfg.data.mean_noise_span)
+    padded = objective.padded_input_length
+    return (training_flops_per_input_token(cfg.model, total_vocab, padded, objective.target_length)
+            * padded / cfg.data.input_length)
 
 
 def training_flops_per_input_token(model: ModelConfig, total_vocab: int, input_length: int,

@@ -10,6 +10,7 @@ are fixed, so batches need no padding.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -152,14 +153,19 @@ class UL2:
         """Span-corruption probe inputs as this objective's R denoiser sees them (mode token first)."""
         return np.concatenate([np.full((len(inputs), 1), self.mode_token("R"), dtype=inputs.dtype), inputs], axis=1)
 
+    @cached_property
+    def _denoisers(self) -> list[tuple[str, SpanCorruption | None]]:
+        """(mode, span corruption or None for prefix-LM) per entry of UL2_DENOISERS, built once."""
+        return [(mode, None if density is None else SpanCorruption(self.input_length, self.total_vocab, density, span))
+                for mode, density, span in UL2_DENOISERS]
+
     def _example(self, raw: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        mode, density, mean_span = UL2_DENOISERS[rng.integers(len(UL2_DENOISERS))]
-        if density is None:
+        mode, denoiser = self._denoisers[rng.integers(len(UL2_DENOISERS))]
+        if denoiser is None:
             split = int(rng.integers(self.min_prefix, self.input_length))
             inputs, targets = np.append(raw[:split], EOS_ID), np.append(raw[split:], EOS_ID)
         else:
-            denoiser = SpanCorruption(self.input_length, self.total_vocab, density, mean_span)
-            noise = random_spans_noise_mask(len(raw), density, mean_span, rng)[None]
+            noise = random_spans_noise_mask(len(raw), denoiser.density, denoiser.mean_span, rng)[None]
             inputs, targets = (row[0] for row in denoiser.apply(raw[None], noise))
         return np.append(self.mode_token(mode), inputs), targets
 
@@ -170,3 +176,9 @@ class UL2:
             x, y = self._example(chunk, rng)
             inputs[row, :len(x)], targets[row, :len(y)] = x, y
         return inputs, targets
+
+
+def objective_for(objective: str, input_length: int, total_vocab: int, density: float = 0.15,
+                  mean_span: float = 3.0) -> SpanCorruption | UL2:
+    """The training objective by name ("span" or "ul2"); both read raw chunks of the same length."""
+    return (UL2 if objective == "ul2" else SpanCorruption)(input_length, total_vocab, density, mean_span)

@@ -49,7 +49,7 @@ def load_cached(cfg: RunConfig) -> dict | None:
         result = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-    if not all(k in result for k in REQUIRED) or not result["curve"]:
+    if not is_complete(result):
         return None
     try:
         if RunConfig.from_dict(result["config"]).key() != cfg.key():
@@ -204,15 +204,24 @@ def curves(cfgs: list[RunConfig]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def all_results() -> list[dict]:
-    """Every readable result in the cache (for the run ledger)."""
-    results = []
+def is_complete(result: dict) -> bool:
+    return all(k in result for k in REQUIRED) and bool(result["curve"])
+
+
+def cached_results():
+    """(key, result) for every readable, complete result file in the cache; others are skipped."""
     for path in sorted(runs_dir().glob("*.json")):
         try:
-            results.append(json.loads(path.read_text()))
+            result = json.loads(path.read_text())
         except (OSError, ValueError):
             continue
-    return results
+        if is_complete(result):
+            yield path.stem, result
+
+
+def all_results() -> list[dict]:
+    """Every readable, complete result in the cache (for the run ledger)."""
+    return [result for _, result in cached_results()]
 
 
 def probe_table(cfgs: list[RunConfig]) -> pd.DataFrame:

@@ -17,6 +17,7 @@ import seaborn as sns
 from matplotlib.colors import LogNorm
 
 MUENNIGHOFF_R_STAR = 15.387756  # R*_D of Muennighoff et al. 2023 (datablations README; paper: 15.4)
+NEARLY_FREE = 0.01  # "nearly free": within 1 % of the loss on T unique tokens (PAPER.md 6.12)
 R_STAR_BOUNDS = (0.05, 2000.0)
 BETA_BOUNDS = (0.01, 3.0)
 CELL = ["size", "unique_tokens", "total_tokens"]  # one run design; its seeds are replicates
@@ -114,6 +115,13 @@ def fit_sizes(points: pd.DataFrame) -> dict[str, Fit]:
             for size, g in points.groupby("size", sort=False) for u in [g[g.used]]}
 
 
+def sensitivity(curves: pd.DataFrame, fractions=(1 / 32, 1 / 16, 1 / 8, 1 / 4)) -> pd.DataFrame:
+    """Fitted R* per size (rows) when points are fitted from a later start (columns: from T/n)."""
+    return pd.DataFrame({f"from T/{round(1 / fraction)}": {size: f.r_star if f.identifiable else np.nan
+                                                          for size, f in fit_sizes(fit_points(curves, fraction)).items()}
+                         for fraction in fractions})
+
+
 def fits_table(fits: dict[str, Fit]) -> pd.DataFrame:
     return pd.DataFrame([{"size": s, **vars(f)} for s, f in fits.items()])
 
@@ -155,7 +163,7 @@ def interval(replicates: pd.DataFrame, level: float = 0.9) -> pd.DataFrame:
     return pd.concat([share, low, high], axis=1).rename_axis("size").reset_index()
 
 
-def nearly_free_epochs(f: Fit, total_tokens: int, tolerance: float = 0.01) -> float:
+def nearly_free_epochs(f: Fit, total_tokens: int, tolerance: float = NEARLY_FREE) -> float:
     """The most epochs (U = T / epochs) whose fitted loss at T stays within `tolerance` of the loss
     on T unique tokens; inf if every count does (up to 1e5), NaN if the fit is not identifiable."""
     if not f.identifiable:
@@ -166,7 +174,7 @@ def nearly_free_epochs(f: Fit, total_tokens: int, tolerance: float = 0.01) -> fl
     return float("inf") if free[-1] == epochs[-1] else float(free[-1])
 
 
-def observed_excess(table: pd.DataFrame, tolerance: float = 0.01) -> pd.DataFrame:
+def observed_excess(table: pd.DataFrame, tolerance: float = NEARLY_FREE) -> pd.DataFrame:
     """Final results: per size, T and epochs, the seed-mean final (`excess`) and best (`best_excess`)
     loss relative to the 1-epoch run of the same T; nearly free if the final one is within `tolerance`."""
     metrics = ["val_loss", "best_val_loss"]
@@ -195,7 +203,7 @@ def observed_nearly_free(excess: pd.DataFrame) -> pd.DataFrame:
 
 
 def summary(fits: dict[str, Fit], intervals: pd.DataFrame, excess: pd.DataFrame, total_tokens: int,
-            tolerance: float = 0.01) -> pd.DataFrame:
+            tolerance: float = NEARLY_FREE) -> pd.DataFrame:
     """Per size: R* with its interval, and the nearly free epochs at T from the fit and the data."""
     data = observed_nearly_free(excess[excess.total_tokens == total_tokens]).drop(columns="total_tokens")
     table = fits_table(fits)[["size", "r_star", "identifiable", "note"]].merge(intervals, on="size", how="left")
@@ -204,6 +212,38 @@ def summary(fits: dict[str, Fit], intervals: pd.DataFrame, excess: pd.DataFrame,
 
 
 # --- figures -----------------------------------------------------------------------------------
+
+def _size_sentence(row) -> str:
+    if not row.identifiable:
+        return f"- **{row['size']}**: fit not identifiable ({row.note})."
+    ratio = row.r_star / MUENNIGHOFF_R_STAR
+    free_fit = "every count" if np.isinf(row.nearly_free_fit) else f"{row.nearly_free_fit:.1f}"
+    data = (f"the data: {row.nearly_free_epochs:g} epochs within 1 %, {row.first_costly_epochs:g} epochs "
+            f"{row.its_excess:+.1%}" if pd.notna(row.first_costly_epochs) else
+            f"the data: every tested count within 1 % (up to {row.nearly_free_epochs:g})")
+    return (f"- **{row['size']}**: R* = {row.r_star:.3g} (90 % interval {row.r_star_low:.3g}–{row.r_star_high:.3g}), "
+            f"{ratio:.2g} times Muennighoff et al.'s 15.4; nearly free epochs at T: fit {free_fit}, {data}.")
+
+
+def conclusions(result: pd.DataFrame, excess: pd.DataFrame, total_tokens: int,
+                tolerance: float = NEARLY_FREE) -> str:
+    """The chapter's conclusions (Markdown): one line per size from `summary`, then the overall reading."""
+    lines = [_size_sentence(row) for _, row in result.iterrows()]
+    ok = result[result.identifiable]
+    unique_loss = excess[(excess.epochs == 1) & (excess.total_tokens == total_tokens)].val_loss
+    if not len(ok):
+        return "\n".join(lines) + ("\n\n**Overall.** No size has an identifiable fit at this profile: the design "
+                                   "cannot separate R* from the other parameters (see the notes above).")
+    below = ok[ok.r_star_high < MUENNIGHOFF_R_STAR]["size"].tolist()
+    overall = (
+        f"**Overall.** {len(below)} of {len(ok)} identifiable sizes have an R* interval entirely below 15.4"
+        + (f" ({', '.join(below)})" if below else "") + "; "
+        + f"R* is {'smallest' if len(ok) > 1 else 'fitted'} for {ok.loc[ok.r_star.idxmin(), 'size']}. "
+        + f"The fitted nearly-free range spans {ok.nearly_free_fit.min():.1f}–{ok.nearly_free_fit.max():.1f} epochs "
+        + f"at T = {total_tokens:,} tokens, against about 4 in Muennighoff et al. 1 % of our unique-data loss "
+        + f"is {tolerance * unique_loss.min():.3f}–{tolerance * unique_loss.max():.3f} nats.")
+    return "\n".join(lines) + "\n\n" + overall
+
 
 def plot_fit(predicted: pd.DataFrame, fits: dict[str, Fit]):
     """Per size: seed-mean loss against tokens trained, one colour per U; filled markers were
@@ -263,7 +303,7 @@ def plot_r_star(fits: dict[str, Fit], intervals: pd.DataFrame):
     return fig
 
 
-def plot_excess(fits: dict[str, Fit], excess: pd.DataFrame, total_tokens: int, tolerance: float = 0.01):
+def plot_excess(fits: dict[str, Fit], excess: pd.DataFrame, total_tokens: int, tolerance: float = NEARLY_FREE):
     """Loss at fixed T relative to unique data, against epochs: the fitted law (lines), the final
     (filled) and best (hollow) results at that T; the band is `tolerance` (nearly free). The y-axis
     is linear up to 5 %, logarithmic above."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from lib.config import DataConfig
+from lib import objectives
 from lib.objectives import UL2, SpanCorruption
 from lib.tokens import TokenStore
 
@@ -23,10 +24,10 @@ def span_corruption_for(data: DataConfig, store: TokenStore) -> SpanCorruption:
 
 
 def objective_for(data: DataConfig, store: TokenStore) -> SpanCorruption | UL2:
-    """The training objective; both read raw chunks of the same length, so U means the same data."""
-    if data.objective == "ul2":
-        return UL2(data.input_length, store.tokenizer.total_vocab, data.noise_density, data.mean_noise_span)
-    return span_corruption_for(data, store)
+    """The run's training objective; every objective reads raw chunks of the same length, so U
+    means the same data whatever the objective."""
+    return objectives.objective_for(data.objective, data.input_length, store.tokenizer.total_vocab,
+                                    data.noise_density, data.mean_noise_span)
 
 
 def training_document_order(store: TokenStore, subset_seed: int) -> np.ndarray:

@@ -8,11 +8,10 @@ from __future__ import annotations
 import dataclasses
 from functools import lru_cache
 
-import torch
-
 from lib.config import RunConfig
-from lib.models import build_model, parameter_counts
+from lib.models import meta_parameter_counts
 from lib.profiles import get_profile
+from lib.tokenizer import NUM_SENTINELS
 
 REPETITION_EPOCHS = (1, 4, 16, 64, 256)  # the paper's 1, 2^6, 2^8 plus Muennighoff's 4 and 16
 FIXED_REPETITION = 16  # finding 3.3: repetition held fixed while U grows
@@ -106,11 +105,10 @@ def moe_proxy(profile: str) -> tuple[str, int]:
     p = get_profile(profile)
     small = p.presets[p.variant]
     dense = p.sizes[p.sizes.index(p.variant) + 1]
-    vocab = p.vocab_size + 100
+    vocab = p.vocab_size + NUM_SENTINELS
 
     def params(model) -> int:
-        with torch.device("meta"):
-            return parameter_counts(build_model(model, vocab, 0, p.input_length))["params"]
+        return meta_parameter_counts(model, vocab, p.input_length)["params"]
 
     target = params(p.presets[dense])
     experts = min((2, 4, 8, 16, 32, 64),

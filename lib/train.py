@@ -21,8 +21,7 @@ from tqdm.auto import tqdm
 
 from lib.config import RunConfig
 from lib.evaluate import evaluate, unigram_reference
-from lib.models import (build_model, initial_dropout, parameter_counts, set_dropout,
-                        training_flops_per_input_token)
+from lib.models import build_model, initial_dropout, parameter_counts, run_flops_per_input_token, set_dropout
 from lib.objectives import IGNORE_INDEX
 from lib.provenance import environment
 from lib.subsets import RepeatedSubset, validation_set
@@ -187,9 +186,7 @@ def train(cfg: RunConfig, checkpoint_dir: Path | None = None, progress: bool = T
     curve = state["curve"]
     last = curve[-1]
     tokens = cfg.data.total_tokens
-    padded_inputs = data.objective.padded_input_length  # padding costs compute too
-    flops_per_token = training_flops_per_input_token(cfg.model, store.tokenizer.total_vocab, padded_inputs,
-                                                     data.objective.target_length) * padded_inputs / cfg.data.input_length
+    flops_per_token = run_flops_per_input_token(cfg, store.tokenizer.total_vocab)
     final = {"val_loss": last["val_loss"], "best_val_loss": min(c["val_loss"] for c in curve),
              "val_accuracy": last["val_accuracy"], "best_val_accuracy": max(c["val_accuracy"] for c in curve),
              "val_content_loss": last["val_content_loss"], "val_content_accuracy": last["val_content_accuracy"],

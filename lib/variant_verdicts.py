@@ -211,6 +211,15 @@ def spearman(x: pd.Series, y: pd.Series) -> float:
     return float(x.rank().corr(y.rank()))
 
 
+def sweep_cost(table: pd.DataFrame, dense: str, moe: str) -> tuple[pd.DataFrame, str]:
+    """Per architecture: runs, training FLOPs and training seconds of the sweep (seconds per run from
+    `seconds_per_run`), and where the seconds come from."""
+    seconds, source = seconds_per_run(table, dense, moe)
+    cost = table.groupby("architecture").agg(runs=("key", "size"), train_flops=("train_flops", "sum"))
+    cost["train_seconds"] = cost.runs * pd.Series(seconds)
+    return cost, source
+
+
 def moe_transfer(table: pd.DataFrame, dense: str, moe: str, metric: str = METRIC) -> Verdict:
     """3.11. The dropout rate that is best for the MoE proxy is best for the dense model (or the
     rates' rankings agree, Spearman >= 0.8), and the MoE sweep costs less than the dense sweep."""
@@ -220,9 +229,8 @@ def moe_transfer(table: pd.DataFrame, dense: str, moe: str, metric: str = METRIC
     best = {arch: float(mean.loc[arch].idxmin()) for arch in (dense, moe)}
     rho = spearman(mean.loc[dense], mean.loc[moe])
     agree = best[dense] == best[moe] or rho >= 0.8
-    seconds, source = seconds_per_run(table, dense, moe)
-    cost = by["train_flops"].sum().groupby("architecture").sum().to_frame()
-    cost["train_seconds"] = by.size().groupby("architecture").sum() * pd.Series(seconds)
+    cost, source = sweep_cost(table, dense, moe)
+    cost = cost[["train_flops", "train_seconds"]]
     sweep = cost.loc[moe] / cost.loc[dense]
     with_confirmation = (cost.loc[moe] + cost.loc[dense] / mean.loc[dense].size) / cost.loc[dense]
     cheaper = with_confirmation["train_seconds"] < 1
@@ -235,6 +243,15 @@ def moe_transfer(table: pd.DataFrame, dense: str, moe: str, metric: str = METRIC
     return Verdict("3.11", verdict, sentence, metric, rho, spread, n_seeds(table),
                    {"best": best, "spearman": rho, "sweep_cost": sweep.to_dict(),
                     "with_confirmation": with_confirmation.to_dict()})
+
+
+def beside_table_3(table: pd.DataFrame, paper_table: pd.DataFrame) -> pd.DataFrame:
+    """The paper's Table 3 with our probe loss and accuracy beside it; our repeated cell stands in
+    the row of the paper's most-repeated one (2^8 epochs)."""
+    ours = table.pivot_table(index=["objective", "epochs"], values=["val_loss", "val_accuracy"], aggfunc="mean")
+    ours = ours.rename(index={table.epochs.max(): paper_table.epochs.max()}, level="epochs")
+    return paper_table.set_index(["objective", "epochs"]).join(ours.rename(
+        columns={"val_loss": "ours: probe val loss", "val_accuracy": "ours: probe Val Acc"}))
 
 
 def beside_table_4(table: pd.DataFrame, paper_table: pd.DataFrame, dropout: str = "dropout 0.1") -> pd.DataFrame:
