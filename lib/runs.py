@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 from lib import describe
 from lib.config import RunConfig
 from lib.paths import cache_root, repo_root
+from lib.weights import weights_path
 
 REQUIRED = ("config", "curve", "final", "reference", "meta")
 
@@ -42,8 +43,11 @@ def allow_train_default() -> bool:
     return os.environ.get("REPEAT_ALLOW_TRAIN", "0") not in ("", "0", "false", "no")
 
 
-def load_cached(cfg: RunConfig) -> dict | None:
-    """The cached result, or None if absent, unreadable, incomplete or for another config."""
+def load_cached(cfg: RunConfig, need_weights: bool = False) -> dict | None:
+    """The cached result, or None if absent, unreadable, incomplete or for another config (or, with
+    `need_weights`, if its final weights are not in `data_cache/weights/`)."""
+    if need_weights and not weights_path(cfg).exists():
+        return None
     path = result_path(cfg)
     try:
         result = json.loads(path.read_text())
@@ -74,24 +78,27 @@ def write_atomic(path: Path, payload: dict) -> None:
         raise
 
 
-def run(cfg: RunConfig, allow_train: bool | None = None, force: bool = False, progress: bool = True) -> dict:
-    """The result of one config: from the cache, or trained now (if allowed) and cached."""
+def run(cfg: RunConfig, allow_train: bool | None = None, force: bool = False, progress: bool = True,
+        need_weights: bool = False) -> dict:
+    """The result of one config: from the cache, or trained now (if allowed) and cached, with its
+    final weights. `need_weights` retrains a cached result whose weights are missing."""
     from lib.train import train  # torch is imported only when training
 
     allow_train = allow_train_default() if allow_train is None else allow_train
-    if not force and (cached := load_cached(cfg)) is not None:
+    if not force and (cached := load_cached(cfg, need_weights)) is not None:
         return cached
     if not allow_train:
-        raise MissingRunsError(_missing_message([cfg]))
+        raise MissingRunsError(_missing_message([cfg], need_weights))
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
     is_main = int(os.environ.get("RANK", "0")) == 0
     lock = FileLock(str(runs_dir() / f"{cfg.key()}.lock")) if is_main and not distributed else None
     runs_dir().mkdir(parents=True, exist_ok=True)
     try:
         with lock if lock is not None else contextlib.nullcontext():
-            if not force and not distributed and (cached := load_cached(cfg)) is not None:
+            if not force and not distributed and (cached := load_cached(cfg, need_weights)) is not None:
                 return cached  # finished by another sweep while we waited for the lock
-            result = train(cfg, checkpoint_dir=cache_root() / "ckpt" / cfg.key(), progress=progress).to_dict()
+            result = train(cfg, checkpoint_dir=cache_root() / "ckpt" / cfg.key(), progress=progress,
+                           weights_file=weights_path(cfg)).to_dict()
             if is_main:
                 write_atomic(result_path(cfg), result)
     finally:  # also when training fails or another process finished first
@@ -100,8 +107,9 @@ def run(cfg: RunConfig, allow_train: bool | None = None, force: bool = False, pr
     return result
 
 
-def _missing_message(cfgs: list[RunConfig]) -> str:
-    lines = [f"{len(cfgs)} run(s) are not in the cache {runs_dir()}:"]
+def _missing_message(cfgs: list[RunConfig], need_weights: bool = False) -> str:
+    lines = [f"{len(cfgs)} run(s) are not in the cache {runs_dir()}"
+             + (" with their weights (data_cache/weights/):" if need_weights else ":")]
     lines += [f"  {c.key()}  {c.label or c.model.name} U={c.data.unique_tokens} epochs={c.data.epochs} "
               f"corpus={c.data.corpus} seed={c.seed}" for c in cfgs[:20]]
     if len(cfgs) > 20:
@@ -142,7 +150,7 @@ def default_parallel(cfgs: list[RunConfig]) -> int:
     return min((modes["best"].get(c.model.name, 1) if c.profile == modes["profile"] else 1 for c in cfgs), default=1)
 
 
-def _train_side_by_side(cfgs: list[RunConfig], parallel: int, progress: bool) -> None:
+def _train_side_by_side(cfgs: list[RunConfig], parallel: int, progress: bool, need_weights: bool) -> None:
     """Train configs in `parallel` concurrent `python -m lib.train` processes, sharing the CPU threads;
     each process writes its result into the cache itself (atomically, under its lock)."""
     env = {**os.environ, "REPEAT_THREADS": str(max(1, (os.cpu_count() or 1) // parallel))}
@@ -150,7 +158,8 @@ def _train_side_by_side(cfgs: list[RunConfig], parallel: int, progress: bool) ->
     def train_one(cfg: RunConfig, folder: str) -> None:
         config = Path(folder) / f"{cfg.key()}.json"
         config.write_text(json.dumps(cfg.to_dict()))
-        out = subprocess.run([sys.executable, "-m", "lib.train", "--config", str(config)], cwd=repo_root(),
+        flags = ["--need-weights"] if need_weights else []
+        out = subprocess.run([sys.executable, "-m", "lib.train", "--config", str(config), *flags], cwd=repo_root(),
                              env=env, capture_output=True, text=True)
         if out.returncode:
             raise RuntimeError(f"training {cfg.key()} failed:\n{out.stderr[-3000:]}")
@@ -164,24 +173,25 @@ def _train_side_by_side(cfgs: list[RunConfig], parallel: int, progress: bool) ->
 
 
 def run_sweep(cfgs: list[RunConfig], allow_train: bool | None = None, progress: bool = True,
-              parallel: int | None = None) -> pd.DataFrame:
+              parallel: int | None = None, need_weights: bool = False) -> pd.DataFrame:
     """Results of many configs as a DataFrame (one row per run); trains cache misses if allowed, in
-    `parallel` processes side by side (default: `default_parallel`), or in this process if 1."""
+    `parallel` processes side by side (default: `default_parallel`), or in this process if 1.
+    `need_weights` also counts a result whose final weights are missing as a miss."""
     allow_train = allow_train_default() if allow_train is None else allow_train
-    results = [load_cached(c) for c in cfgs]
+    results = [load_cached(c, need_weights) for c in cfgs]
     missing = [c for c, r in zip(cfgs, results) if r is None]
     if missing and not allow_train:
-        raise MissingRunsError(_missing_message(missing))
+        raise MissingRunsError(_missing_message(missing, need_weights))
     parallel = default_parallel(missing) if parallel is None else parallel
     if progress:
         print(f"{len(cfgs) - len(missing)}/{len(cfgs)} cached" + (f", training {len(missing)}" if missing else "")
               + (f" in {parallel} processes" if missing and parallel > 1 else ""))
     if parallel > 1 and len(missing) > 1:
-        _train_side_by_side(missing, parallel, progress)
-        results = [r or load_cached(c) for c, r in zip(cfgs, results)]
+        _train_side_by_side(missing, parallel, progress, need_weights)
+        results = [r or load_cached(c, need_weights) for c, r in zip(cfgs, results)]
     for i, cfg in enumerate(tqdm(cfgs, desc="runs", disable=not (progress and missing and parallel <= 1))):
         if results[i] is None:
-            results[i] = run(cfg, allow_train=allow_train, progress=progress)
+            results[i] = run(cfg, allow_train=allow_train, progress=progress, need_weights=need_weights)
     return pd.DataFrame([flatten(r) for r in results])
 
 

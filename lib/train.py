@@ -27,6 +27,7 @@ from lib.provenance import environment
 from lib.subsets import RepeatedSubset, validation_set
 from lib.tokenizer import PAD_ID
 from lib.tokens import token_store
+from lib.weights import save_weights
 
 
 @dataclass
@@ -99,8 +100,10 @@ def _set_threads(accelerator: Accelerator) -> int:
     return threads
 
 
-def train(cfg: RunConfig, checkpoint_dir: Path | None = None, progress: bool = True) -> RunResult:
-    """Train one config from scratch (or from its checkpoint in `checkpoint_dir`) and evaluate it."""
+def train(cfg: RunConfig, checkpoint_dir: Path | None = None, progress: bool = True,
+          weights_file: Path | None = None) -> RunResult:
+    """Train one config from scratch (or from its checkpoint in `checkpoint_dir`) and evaluate it;
+    the final weights go to `weights_file` (safetensors) if given."""
     started = time.perf_counter()
     # Precision comes from the run config (autocast below), never from an accelerate config or env.
     accelerator = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision="no")
@@ -201,6 +204,8 @@ def train(cfg: RunConfig, checkpoint_dir: Path | None = None, progress: bool = T
             "tokens_per_second": tokens / max(state["train_seconds"], 1e-9)}
     reference = unigram_reference(store.training_tokens(), val_targets, vocab, store.tokenizer.total_vocab)
     final["probe"] = _probe(cfg, eval_model, accelerator, store.corpus, last)
+    if weights_file is not None and accelerator.is_main_process:
+        save_weights(eval_model, weights_file, cfg.key())
     if checkpoint_dir is not None and accelerator.is_main_process:
         shutil.rmtree(checkpoint_dir, ignore_errors=True)
     return RunResult(cfg.to_dict(), curve, final, reference, meta)
@@ -235,9 +240,11 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Train one run config and store its result in the cache.")
     parser.add_argument("--config", required=True, type=Path, help="a RunConfig as JSON")
     parser.add_argument("--force", action="store_true", help="retrain even if the result is cached")
+    parser.add_argument("--need-weights", action="store_true",
+                        help="retrain a cached result whose final weights are not in data_cache/weights/")
     args = parser.parse_args(argv)
     cfg = RunConfig.from_dict(json.loads(args.config.read_text()))
-    path = runs.run(cfg, allow_train=True, force=args.force)
+    path = runs.run(cfg, allow_train=True, force=args.force, need_weights=args.need_weights)
     if int(os.environ.get("RANK", "0")) == 0:
         print(f"result: {path}")
 
