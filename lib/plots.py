@@ -11,7 +11,9 @@ sns.set_theme(style="whitegrid", context="notebook", palette="viridis")
 
 LABELS = {"val_loss": "validation loss (nats)", "val_accuracy": "masked-token accuracy",
           "val_content_loss": "validation loss on content tokens (nats)",
-          "val_content_accuracy": "accuracy on content tokens", "tokens": "training tokens (encoder inputs)"}
+          "val_content_accuracy": "accuracy on content tokens", "tokens": "training tokens (encoder inputs)",
+          "test_loss": "fine-tuned title loss (nats per token)", "exact_match": "title exact match (%)",
+          "f1": "title F1 (%)"}
 
 
 def curves(curve_table: pd.DataFrame, metric: str = "val_loss", hue: str = "epochs", col: str | None = "size",

@@ -155,3 +155,42 @@ def test_probe_is_deterministic(base_cfg, base_result):
     first = finetune._finetune_and_score(base_cfg, ft, pretrained=False, progress=False)
     second = finetune._finetune_and_score(base_cfg, ft, pretrained=False, progress=False)
     assert first["metrics"] == second["metrics"] and first["examples"] == second["examples"]
+
+
+# --- tables and verdicts (synthetic probe tables) --------------------------------------------
+
+def _probe_rows(by: str, rises: dict[str, float], epochs=(1, 256), seeds=(0, 1), noise=0.01) -> "pd.DataFrame":
+    import pandas as pd
+    rows = []
+    for group, change in rises.items():
+        for e in epochs:
+            for seed in seeds:
+                loss = 5.0 + (change if e == max(epochs) else 0.0) + noise * (seed - 0.5)
+                rows.append({"size": "S", "corpus": "web", "objective": "span", by: group, "epochs": e, "seed": seed,
+                             "exact_match": 10.0, "f1": 20.0, "test_loss": loss, "scratch_test_loss": 6.0})
+    return pd.DataFrame(rows)
+
+
+def test_downstream_verdicts_follow_their_rules():
+    from lib import downstream
+    assert downstream.repetition_hurts_downstream(_probe_rows("size", {"A": 0.5, "B": 0.6}), ["A", "B"]).verdict == "reproduced"
+    assert downstream.repetition_hurts_downstream(_probe_rows("size", {"A": 0.0, "B": 0.6}), ["A", "B"]).verdict == "partly reproduced"
+    assert downstream.repetition_hurts_downstream(_probe_rows("size", {"A": 0.0, "B": -0.2}), ["A", "B"]).verdict == "not reproduced"
+    assert downstream.quality_does_not_protect_downstream(_probe_rows("corpus", {"web": 0.5, "wikipedia": 0.4})).verdict == "reproduced"
+    assert downstream.quality_does_not_protect_downstream(_probe_rows("corpus", {"web": 0.5, "wikipedia": 0.0})).verdict == "not reproduced"
+    assert downstream.ul2_hurts_more_downstream(_probe_rows("objective", {"span": 0.3, "ul2": 0.5})).verdict == "reproduced"
+    assert downstream.ul2_hurts_more_downstream(_probe_rows("objective", {"span": 0.3, "ul2": 0.3})).verdict == "not reproduced"
+    helps = downstream.pretraining_helps(_probe_rows("size", {"S": 0.5}))
+    assert helps["beyond noise"].all()  # 1.0 and 0.5 nats better than scratch, seed spread 0.007
+
+
+def test_beside_paper_puts_the_papers_numbers_on_matching_rows():
+    from lib import downstream, paper
+    table = _probe_rows("corpus", {"web": 0.5, "wikipedia": 0.4}, epochs=(1, 64, 256))
+    out = downstream.beside_paper(table, paper.TABLE_2, "corpus", paper_cell="wikipedia")
+    assert out.loc[("wikipedia", 256), "paper: SQuAD EM"] == 79.4
+    assert out.loc[("web", 256), "paper: SQuAD EM"] != out.loc[("web", 256), "paper: SQuAD EM"]  # NaN: not the paper's
+    ul2 = downstream.beside_paper(_probe_rows("objective", {"span": 0.3, "ul2": 0.5}, epochs=(1, 64)),
+                                  paper.TABLE_3, "objective")
+    assert ul2.loc[("ul2", 64), "paper: SQuAD EM"] == 79.6  # our most-repeated cell stands in the 2^8 row
+    assert ul2.loc[("span", 1), "ours: title loss"].startswith("5.000")
