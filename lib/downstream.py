@@ -18,7 +18,7 @@ LOSS = "test_loss"
 def beside_paper(table: pd.DataFrame, paper_table: pd.DataFrame, by: str, paper_cell: str | None = None) -> pd.DataFrame:
     """Our metrics (mean ± seed sd) per `by` and epochs, with the paper's SQuAD EM/F1 on the rows it
     has: matched on `by` where the paper has that column, else only on the `paper_cell` rows (or
-    on every row if None). Our most-repeated cell stands in the row of the paper's (2^8 epochs)."""
+    on every row if None), blank elsewhere. Our most-repeated cell stands in the paper's 2^8-epoch row."""
     ours = mean_spread(table, [by, "epochs"], list(METRICS)).rename(columns=lambda m: f"ours: {METRICS[m]}")
     paper = paper_table.rename(columns={"SQuAD EM": "paper: SQuAD EM", "SQuAD F1": "paper: SQuAD F1"})
     paper = paper.assign(epochs=paper.epochs.replace(paper.epochs.max(), table.epochs.max()))
@@ -26,7 +26,7 @@ def beside_paper(table: pd.DataFrame, paper_table: pd.DataFrame, by: str, paper_
         paper = paper.assign(**{by: paper_cell})
     keys = [by, "epochs"] if by in paper.columns else ["epochs"]
     paper = paper[keys + ["pre-training data", "paper: SQuAD EM", "paper: SQuAD F1"]]
-    return ours.reset_index().merge(paper, on=keys, how="left").set_index([by, "epochs"])
+    return ours.reset_index().merge(paper, on=keys, how="left").set_index([by, "epochs"]).astype(object).fillna("")
 
 
 def rise(table: pd.DataFrame, by: str) -> pd.DataFrame:
@@ -97,3 +97,13 @@ def ul2_hurts_more_downstream(table: pd.DataFrame) -> Verdict:
                                                             else "does not degrade more beyond noise."))
     return Verdict("3.7 downstream", REPRODUCED if more else NOT, sentence, LOSS, effect, spread, n_seeds(table),
                    {"change": change})
+
+
+def score_ranges(table: pd.DataFrame, rule: dict[str, float]) -> str:
+    """One sentence: the range of EM and F1 over the fine-tuned checkpoints and from scratch, against
+    the rule with no model."""
+    def span(column: str) -> str:
+        return f"{table[column].min():.1f}–{table[column].max():.1f}"
+    return (f"Across the {len(table)} fine-tuned checkpoints, EM ranges {span('exact_match')} and F1 {span('f1')} "
+            f"(fine-tuned from scratch: EM {span('scratch_exact_match')}, F1 {span('scratch_f1')}); the rule with no "
+            f"model scores EM {rule['exact_match']:.1f} and F1 {rule['f1']:.1f}.")

@@ -158,6 +158,8 @@ def _generate(model, inputs: np.ndarray, targets: np.ndarray, ft: FinetuneConfig
               batch_size: int = 64) -> tuple[list[str], float]:
     """Greedy titles for every test input, and the teacher-forced loss per title token."""
     model.eval()
+    tokenizer = token_store(cfg.data).tokenizer
+    processor = tokenizer.processor()
     texts, nll, count = [], 0.0, 0
     for start in range(0, len(inputs), batch_size):
         x = torch.as_tensor(inputs[start:start + batch_size])
@@ -169,7 +171,7 @@ def _generate(model, inputs: np.ndarray, targets: np.ndarray, ft: FinetuneConfig
         count += int((y != IGNORE_INDEX).sum())
         generated = model.generate(input_ids=x, attention_mask=mask, max_new_tokens=ft.target_length,
                                    do_sample=False, num_beams=1, use_cache=True)
-        texts += [title_task.decode(row.tolist(), cfg.data) for row in generated]
+        texts += [title_task.decode(row.tolist(), processor, tokenizer.vocab_size) for row in generated]
     return texts, nll / count
 
 

@@ -107,12 +107,11 @@ def encode(task_examples: list[TitleExample], data: DataConfig, input_length: in
     return inputs, targets
 
 
-def decode(ids: list[int], data: DataConfig) -> str:
-    """Text of generated ids, up to the first EOS; PAD and sentinel ids are dropped."""
-    tokenizer = token_store(probe_data(data)).tokenizer
+def decode(ids: list[int], processor, vocab_size: int) -> str:
+    """Text of generated ids, up to the first EOS; PAD and sentinel ids (>= vocab_size) are dropped."""
     ids = list(ids)
     ids = ids[:ids.index(EOS_ID)] if EOS_ID in ids else ids
-    return tokenizer.processor().decode([i for i in ids if PAD_ID < i < tokenizer.vocab_size])
+    return processor.decode([i for i in ids if PAD_ID < i < vocab_size])
 
 
 def lead_baseline(lead: str) -> str:
