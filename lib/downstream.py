@@ -107,3 +107,15 @@ def score_ranges(table: pd.DataFrame, rule: dict[str, float]) -> str:
     return (f"Across the {len(table)} fine-tuned checkpoints, EM ranges {span('exact_match')} and F1 {span('f1')} "
             f"(fine-tuned from scratch: EM {span('scratch_exact_match')}, F1 {span('scratch_f1')}); the rule with no "
             f"model scores EM {rule['exact_match']:.1f} and F1 {rule['f1']:.1f}.")
+
+
+def pretraining_sentence(helps: pd.DataFrame) -> str:
+    """What `pretraining_helps` says about the probe: can it rank checkpoints at all?"""
+    gains = helps["title-loss gain over scratch"]
+    helped, worse = int(helps["beyond noise"].sum()), int((gains < 0).sum())
+    sentence = (f"Pre-training beats fine-tuning from scratch beyond the seed spread in {helped} of {len(helps)} "
+                f"checkpoint cells; in {worse} the pre-trained start is worse (mean gain {gains.mean():+.3f} nats).")
+    if helped < len(helps) / 2:
+        sentence += (" At this scale the probe mostly measures the fine-tuning itself, not what pre-training "
+                     "taught, so the differences between checkpoints below are weak evidence either way.")
+    return sentence

@@ -13,7 +13,7 @@ import hashlib
 import json
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -53,6 +53,9 @@ FINETUNE = {
     "gpu": FinetuneConfig(train_examples=8192, test_examples=1024, steps=2000, batch_size=64),
     "paper": FinetuneConfig(train_examples=8192, test_examples=1024, steps=2000, batch_size=128, lr=1e-4),
 }
+
+
+BUDGET_CHECK_FACTOR = 4  # the budget check fine-tunes this many times longer
 
 
 def finetune_config(profile: str) -> FinetuneConfig:
@@ -182,6 +185,20 @@ def lead_baseline_score(profile: str) -> dict[str, float]:
     task = title_task.build_task(get_profile(profile).config(get_profile(profile).focus).data,
                                  ft.train_examples, ft.test_examples)
     return squad_score.score([title_task.lead_baseline(e.lead) for e in task.test], [[e.title] for e in task.test])
+
+
+def budget_check(cfg: RunConfig, allow_train: bool | None = None) -> pd.DataFrame:
+    """One checkpoint and its from-scratch floor at the profile's budget and at BUDGET_CHECK_FACTOR
+    times as many steps: does pre-training show when fine-tuning runs longer?"""
+    ft = finetune_config(cfg.profile)
+    rows = []
+    for steps in (ft.steps, ft.steps * BUDGET_CHECK_FACTOR):
+        for pretrained in (True, False):
+            result = probe(cfg, pretrained, allow_train, replace(ft, steps=steps), progress=False)
+            rows.append({"fine-tuning steps": steps, "start": "pre-trained" if pretrained else "from scratch",
+                         **{name: result["metrics"][metric] for metric, name in
+                            (("exact_match", "EM"), ("f1", "F1"), ("test_loss", "title loss"))}})
+    return pd.DataFrame(rows).set_index(["fine-tuning steps", "start"])
 
 
 def probe_table(cfgs: list[RunConfig], allow_train: bool | None = None, progress: bool = True) -> pd.DataFrame:
