@@ -184,6 +184,9 @@ def test_downstream_verdicts_follow_their_rules():
     assert downstream.ul2_hurts_more_downstream(_probe_rows("objective", {"span": 0.3, "ul2": 0.3})).verdict == "not reproduced"
     helps = downstream.pretraining_helps(_probe_rows("size", {"S": 0.5}))
     assert helps["beyond noise"].all()  # 1.0 and 0.5 nats better than scratch, seed spread 0.007
+    assert "in 2 of 2 checkpoint cells" in downstream.pretraining_sentence(helps)
+    useless = _probe_rows("size", {"S": 0.5}).assign(scratch_test_loss=5.0)  # scratch as good as pre-trained
+    assert "mostly measures the fine-tuning" in downstream.pretraining_sentence(downstream.pretraining_helps(useless))
 
 
 def test_beside_paper_puts_the_papers_numbers_on_matching_rows():
