@@ -41,11 +41,19 @@ def curves(curve_table: pd.DataFrame, metric: str = "val_loss", hue: str = "epoc
     return grid
 
 
-def final_vs_epochs(table: pd.DataFrame, metric: str = "val_loss", hue: str = "size", title: str | None = None):
-    """Final metric against the number of epochs (log scale), one line per `hue`."""
+def final_vs_epochs(table: pd.DataFrame, metric: str = "val_loss", hue: str = "size", title: str | None = None,
+                    references: pd.Series | None = None, reference_label: str = "from scratch"):
+    """Final metric against the number of epochs (log scale), one line per `hue`; `references`
+    (one level per hue value) are drawn as dashed lines in the same colours."""
     fig, ax = plt.subplots(figsize=(5.2, 3.6))
     sns.lineplot(data=table, x="epochs", y=metric, hue=hue, marker="o", errorbar=("sd", 1), ax=ax,
                  palette="viridis")
+    if references is not None:
+        colours = dict(zip(table[hue].unique(), sns.color_palette("viridis", table[hue].nunique())))
+        for name, level in references.items():
+            ax.axhline(level, ls="--", lw=1, color=colours[name])
+            ax.text(1, level, f" {name} {reference_label}", color=colours[name], fontsize=8, va="bottom")
+        sns.move_legend(ax, "upper left", bbox_to_anchor=(1, 1))
     ax.set(xscale="log", xlabel="epochs over the unique subset (T fixed)", ylabel=LABELS.get(metric, metric))
     ax.set_xticks(sorted(table.epochs.unique()), [str(e) for e in sorted(table.epochs.unique())])
     if title:
