@@ -14,6 +14,7 @@ import json
 import os
 import time
 from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -53,8 +54,6 @@ FINETUNE = {
     "gpu": FinetuneConfig(train_examples=8192, test_examples=1024, steps=2000, batch_size=64),
     "paper": FinetuneConfig(train_examples=8192, test_examples=1024, steps=2000, batch_size=128, lr=1e-4),
 }
-
-
 BUDGET_CHECK_FACTOR = 4  # the budget check fine-tunes this many times longer
 
 
@@ -78,7 +77,7 @@ def probe_key(cfg: RunConfig, ft: FinetuneConfig, pretrained: bool) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def probe_path(key: str):
+def probe_path(key: str) -> Path:
     return cache_root() / "finetune" / f"{key}.json"
 
 
@@ -90,7 +89,8 @@ def probe(cfg: RunConfig, pretrained: bool = True, allow_train: bool | None = No
     allow_train = allow_train_default() if allow_train is None else allow_train
     key = probe_key(cfg, ft, pretrained)
     with contextlib.suppress(OSError, ValueError):
-        return json.loads(probe_path(key).read_text())
+        if (cached := json.loads(probe_path(key).read_text())).get("key") == key:
+            return cached
     if not allow_train:
         raise MissingRunsError(f"downstream probe {key} of run {cfg.key()} ({cfg.label}) is not in "
                                f"{probe_path(key).parent}; rerun with allow_train=True or REPEAT_ALLOW_TRAIN=1, "

@@ -244,9 +244,9 @@ def main(argv: list[str] | None = None) -> None:
                         help="retrain a cached result whose final weights are not in data_cache/weights/")
     args = parser.parse_args(argv)
     cfg = RunConfig.from_dict(json.loads(args.config.read_text()))
-    path = runs.run(cfg, allow_train=True, force=args.force, need_weights=args.need_weights)
+    runs.run(cfg, allow_train=True, force=args.force, need_weights=args.need_weights)
     if int(os.environ.get("RANK", "0")) == 0:
-        print(f"result: {path}")
+        print(f"result: {runs.result_path(cfg)}")
 
 
 if __name__ == "__main__":

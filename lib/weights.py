@@ -30,7 +30,5 @@ def save_weights(model, path: Path, key: str) -> None:
 
 
 def load_weights(model, path: Path) -> None:
-    """Load into a freshly built model of the same config; every tensor must match."""
-    missing, unexpected = load_model(model, str(path), strict=True)
-    if missing or unexpected:  # strict=True raises first; kept as a guard for the contract
-        raise ValueError(f"{path}: missing {missing}, unexpected {unexpected}")
+    """Load into a freshly built model of the same config; a missing, extra or misshapen tensor raises."""
+    load_model(model, str(path), strict=True)
