@@ -34,7 +34,7 @@ from lib import ledger, runs, sweeps
 from lib.config import RunConfig
 from lib.corpora import load_corpus
 from lib.models import build_model, meta_parameter_counts
-from lib.paths import cache_root, repo_root
+from lib.paths import bench_path, cache_root, repo_root
 from lib.peer import span_corrupted, trainer_tokens_per_s
 from lib.profiles import get_profile
 from lib.provenance import environment
@@ -317,7 +317,7 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps(train_throughput(args.profile, args.throughput_of, p.precision, args.steps, p.compile,
                                           before_timing=_barrier(args.barrier, args.parties))))
         return
-    out = args.out or cache_root() / "bench.json"
+    out = args.out or bench_path()
     result = json.loads(out.read_text()) if out.exists() else {}
     for part in args.only:  # each part is written as soon as it is measured
         result.update(measure(part, args.profile, args.quick, args.seeds), threads=torch.get_num_threads(),

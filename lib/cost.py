@@ -9,14 +9,12 @@ FLOP/s. GPU time is FLOPs / (peak x an assumed utilisation).
 """
 from __future__ import annotations
 
-import json
 import math
 
 import pandas as pd
 
 from lib.config import RunConfig
 from lib.models import meta_parameter_counts, run_flops_per_input_token
-from lib.paths import cache_root
 from lib.profiles import PROFILES, get_profile
 from lib.tokenizer import NUM_SENTINELS
 
@@ -40,11 +38,6 @@ def model_cost(cfg: RunConfig) -> dict:
     active = counts.get("active_params", counts["params"])  # MoE: the parameters one token passes through
     return {**counts, "flops_per_input_token": per_token, "total_tokens": tokens,
             "train_flops": per_token * tokens, "six_n_d_flops": 6.0 * active * tokens}
-
-
-def load_bench() -> dict | None:
-    path = cache_root() / "bench.json"
-    return json.loads(path.read_text()) if path.exists() else None
 
 
 def measured_rates(bench: dict, precision: str) -> pd.DataFrame:

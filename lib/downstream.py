@@ -51,18 +51,20 @@ def pretraining_helps(table: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _change(table: pd.DataFrame, by: str, group: str) -> float:
-    return float(rise(table, by).loc[group, f"title loss change at {table.epochs.max()} epochs"])
+def _loss_change(table: pd.DataFrame, by: str) -> pd.Series:
+    """Per `by`: the title loss change from 1 epoch to the most repetition."""
+    return rise(table, by)[f"title loss change at {table.epochs.max()} epochs"].astype(float)
 
 
 def repetition_hurts_downstream(table: pd.DataFrame, sizes: list[str]) -> Verdict:
     """Table 1: the fine-tuned title loss rises from 1 epoch to the most repetition, beyond noise,
     for every size (reproduced), some sizes (partly) or none (not)."""
     spread = seed_spread(table, ["size", "epochs"], LOSS)
-    change = {s: _change(table[table["size"] == s], "size", s) for s in sizes}
+    changes = rise(table, "size").astype(float)
+    change = changes[f"title loss change at {table.epochs.max()} epochs"][sizes].to_dict()
     hurt = [s for s in sizes if change[s] > 0 and significant(change[s], spread)]
     verdict = REPRODUCED if len(hurt) == len(sizes) else PARTLY if hurt else NOT
-    em = rise(table, "size")[f"EM change at {table.epochs.max()} epochs"]
+    em = changes[f"EM change at {table.epochs.max()} epochs"]
     sentence = (f"After fine-tuning on the title task, the title loss changes from 1 to {table.epochs.max()} epochs by "
                 f"{', '.join(f'{s} {change[s]:+.3f}' for s in sizes)} (seed spread {spread:.3f}); beyond noise for "
                 f"{', '.join(hurt) if hurt else 'no size'}. EM changes by {', '.join(f'{s} {em[s]:+.1f}' for s in sizes)} "
@@ -75,7 +77,7 @@ def quality_does_not_protect_downstream(table: pd.DataFrame, clean: str = "wikip
     """Table 2: pre-training on the cleaner corpus still loses downstream with repetition (its rise
     is beyond noise), as on web text."""
     spread = seed_spread(table, ["corpus", "epochs"], LOSS)
-    change = {c: _change(table[table.corpus == c], "corpus", c) for c in (noisy, clean)}
+    change = _loss_change(table, "corpus")[[noisy, clean]].to_dict()
     hurt = change[clean] > 0 and significant(change[clean], spread)
     sentence = (f"Title loss change from 1 to {table.epochs.max()} epochs: {noisy} {change[noisy]:+.3f}, "
                 f"{clean} {change[clean]:+.3f} (seed spread {spread:.3f}): {clean} pre-training "
@@ -88,7 +90,7 @@ def quality_does_not_protect_downstream(table: pd.DataFrame, clean: str = "wikip
 def ul2_hurts_more_downstream(table: pd.DataFrame) -> Verdict:
     """Table 3: UL2's downstream rise with repetition exceeds span corruption's beyond noise."""
     spread = seed_spread(table, ["objective", "epochs"], LOSS)
-    change = {o: _change(table[table.objective == o], "objective", o) for o in ("span", "ul2")}
+    change = _loss_change(table, "objective")[["span", "ul2"]].to_dict()
     effect = change["ul2"] - change["span"]
     more = effect > 0 and significant(effect, spread)
     sentence = (f"Title loss change from unique to {table.epochs.max()} epochs: span corruption {change['span']:+.3f}, "

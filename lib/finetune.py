@@ -26,10 +26,11 @@ from lib.config import RunConfig
 from lib.models import build_model, set_dropout
 from lib.objectives import IGNORE_INDEX
 from lib.paths import cache_root
+from lib.profiles import get_profile
 from lib.provenance import environment
 from lib.runs import MissingRunsError, allow_train_default, run, write_atomic
 from lib.subsets import objective_for
-from lib.tokenizer import PAD_ID
+from lib.tokenizer import PAD_ID, Tokenizer
 from lib.tokens import token_store
 from lib.weights import load_weights, weights_path
 
@@ -143,7 +144,7 @@ def _finetune_and_score(cfg: RunConfig, ft: FinetuneConfig, pretrained: bool, pr
         losses.append(loss.item())
     tuned = time.perf_counter()
 
-    predictions, test_loss = _generate(model, test_x, test_y, ft, cfg)
+    predictions, test_loss = _generate(model, test_x, test_y, ft, store.tokenizer)
     references = [[e.title] for e in task.test]
     metrics = {**squad_score.score(predictions, references), "test_loss": test_loss,
                "final_train_loss": float(np.mean(losses[-max(1, ft.steps // 10):]))}
@@ -157,11 +158,10 @@ def _finetune_and_score(cfg: RunConfig, ft: FinetuneConfig, pretrained: bool, pr
 
 
 @torch.no_grad()
-def _generate(model, inputs: np.ndarray, targets: np.ndarray, ft: FinetuneConfig, cfg: RunConfig,
+def _generate(model, inputs: np.ndarray, targets: np.ndarray, ft: FinetuneConfig, tokenizer: Tokenizer,
               batch_size: int = 64) -> tuple[list[str], float]:
     """Greedy titles for every test input, and the teacher-forced loss per title token."""
     model.eval()
-    tokenizer = token_store(cfg.data).tokenizer
     processor = tokenizer.processor()
     texts, nll, count = [], 0.0, 0
     for start in range(0, len(inputs), batch_size):
@@ -180,10 +180,8 @@ def _generate(model, inputs: np.ndarray, targets: np.ndarray, ft: FinetuneConfig
 
 def lead_baseline_score(profile: str) -> dict[str, float]:
     """EM/F1 of `title_task.lead_baseline` (no model) on the profile's test articles."""
-    from lib.profiles import get_profile
-    ft = finetune_config(profile)
-    task = title_task.build_task(get_profile(profile).config(get_profile(profile).focus).data,
-                                 ft.train_examples, ft.test_examples)
+    ft, p = finetune_config(profile), get_profile(profile)
+    task = title_task.build_task(p.config(p.focus).data, ft.train_examples, ft.test_examples)
     return squad_score.score([title_task.lead_baseline(e.lead) for e in task.test], [[e.title] for e in task.test])
 
 

@@ -1,12 +1,9 @@
 """The run ledger for the reproducibility page: what the cache holds and what it cost."""
 from __future__ import annotations
 
-import json
-
 import pandas as pd
 
 from lib import runs
-from lib.paths import cache_root
 
 
 def ledger(profile: str | None = None) -> pd.DataFrame:
@@ -32,7 +29,3 @@ def summary(table: pd.DataFrame) -> pd.DataFrame:
                                     train_flops=("train_flops", "sum"), wall_hours=("wall_seconds", lambda s: s.sum() / 3600),
                                     two_core_hours=("two_core_hours", "sum")))
 
-
-def bench() -> dict | None:
-    path = cache_root() / "bench.json"
-    return json.loads(path.read_text()) if path.exists() else None

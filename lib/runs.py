@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 from lib import describe
 from lib.config import RunConfig
-from lib.paths import cache_root, repo_root
+from lib.paths import cache_root, read_bench, repo_root
 from lib.weights import weights_path
 
 REQUIRED = ("config", "curve", "final", "reference", "meta")
@@ -141,11 +141,8 @@ def flatten(result: dict) -> dict:
 def default_parallel(cfgs: list[RunConfig]) -> int:
     """How many processes should train these configs: the faster mode that `python -m lib.bench`
     measured for their profile and sizes (`sweep_modes` in bench.json, not a quick one), else 1."""
-    try:
-        modes = json.loads((cache_root() / "bench.json").read_text())["sweep_modes"]
-    except (OSError, ValueError, KeyError):
-        return 1
-    if modes.get("quick") or int(os.environ.get("WORLD_SIZE", "1")) > 1:
+    modes = read_bench().get("sweep_modes")
+    if not modes or modes.get("quick") or int(os.environ.get("WORLD_SIZE", "1")) > 1:
         return 1
     return min((modes["best"].get(c.model.name, 1) if c.profile == modes["profile"] else 1 for c in cfgs), default=1)
 

@@ -5,12 +5,10 @@ span-corruption probe (accuracy is reported beside it).
 """
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pandas as pd
 
-from lib.paths import cache_root
+from lib.paths import read_bench
 from lib.verdicts import NOT, PARTLY, REPRODUCED, Verdict, n_seeds, seed_spread, significant
 
 METRIC = "val_loss"
@@ -61,11 +59,10 @@ def seconds_per_run(table: pd.DataFrame, dense: str, moe: str) -> tuple[dict[str
     measurement of `python -m lib.bench --only moe_proxy` if there is one, else the runs' own
     times (which vary with whatever else the machine was doing)."""
     tokens = float(table.total_tokens.iloc[0])
-    try:
-        dense_row, moe_row = json.loads((cache_root() / "bench.json").read_text())["moe_proxy"]
+    if measured := read_bench().get("moe_proxy"):
+        dense_row, moe_row = measured
         return {dense: tokens / dense_row["tokens_per_s"], moe: tokens / moe_row["tokens_per_s"]}, "the benchmark"
-    except (OSError, ValueError, KeyError):
-        return table.groupby("architecture")["train_seconds"].mean().to_dict(), "the runs' own times"
+    return table.groupby("architecture")["train_seconds"].mean().to_dict(), "the runs' own times"
 
 
 def cheap_moe_predicts(table: pd.DataFrame, repeated_curves: pd.DataFrame, dense: str, moe: str,

@@ -5,6 +5,7 @@ import dataclasses
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -161,8 +162,7 @@ def test_probe_is_deterministic(base_cfg, base_result):
 
 # --- tables and verdicts (synthetic probe tables) --------------------------------------------
 
-def _probe_rows(by: str, rises: dict[str, float], epochs=(1, 256), seeds=(0, 1), noise=0.01) -> "pd.DataFrame":
-    import pandas as pd
+def _probe_rows(by: str, rises: dict[str, float], epochs=(1, 256), seeds=(0, 1), noise=0.01) -> pd.DataFrame:
     rows = []
     for group, change in rises.items():
         for e in epochs:
