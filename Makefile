@@ -18,9 +18,10 @@ book: $(STAMP)
 
 # Unit and end-to-end tests of lib (temporary cache), every notebook at the smoke profile
 # (another temporary cache), then the book from the committed cpu results and its HTML checks.
+# Both test steps read the fixture corpus in data/fixtures/ (tests/conftest.py sets it for pytest).
 test: $(STAMP)
 	$(PY) -m pytest -q tests --ignore=tests/test_book_html.py
-	REPEAT_PROFILE=smoke REPEAT_ALLOW_TRAIN=1 REPEAT_CACHE_DIR=$$(mktemp -d) \
+	REPEAT_PROFILE=smoke REPEAT_ALLOW_TRAIN=1 REPEAT_CACHE_DIR=$$(mktemp -d) REPEAT_CORPORA=$(CURDIR)/data/fixtures \
 		$(PY) -m pytest -q --nbval-lax --nbval-current-env notebooks/ book/scorecard.ipynb book/reproducibility.ipynb \
 		book/explorer.ipynb book/cost.ipynb
 	$(MAKE) book

@@ -85,8 +85,8 @@ def _t5(name, d_model, layers, heads, d_ff, d_kv=None) -> ModelConfig:
 PROFILES: dict[str, Profile] = {
     "smoke": Profile(
         name="smoke",
-        description="CI: every run takes seconds on one CPU core; tiny models on the first "
-                    "3,000 documents of each corpus.",
+        description="CI: every run takes seconds on one CPU core; tiny models on at most 3,000 "
+                    "documents of each corpus (tests read the fixture corpus, data/fixtures/).",
         presets={"XS": _t5("XS", 32, 1, 2, 64), "S": _t5("S", 48, 2, 2, 96),
                  "M": _t5("M", 64, 2, 2, 128)},
         learning_rates={"XS": 3e-3, "S": 3e-3, "M": 2e-3},

@@ -1,8 +1,10 @@
-"""Shared setup: one temporary run cache for the whole session, and the smoke-profile fixtures.
+"""Shared setup: one temporary run cache for the whole session, the fixture corpus, and the
+smoke-profile fixtures.
 
-`REPEAT_CACHE_DIR` is set here, at import time, before any test module imports `lib`, so no
-test reads or writes the repository's `data_cache/`. The smoke tokenizer and token stores are
-built once in that cache and reused by every test (and copied for the distributed test).
+`REPEAT_CACHE_DIR` and `REPEAT_CORPORA` are set here, at import time, before any test module imports
+`lib`, so no test reads or writes the repository's `data_cache/`, and every test reads the corpus
+committed in `data/fixtures/` (nothing outside the repository). The smoke tokenizer and token stores
+are built once in that cache and reused by every test (and copied for the distributed test).
 """
 from __future__ import annotations
 
@@ -15,6 +17,8 @@ import pytest
 
 SESSION_CACHE = Path(tempfile.mkdtemp(prefix="repeat-test-cache-"))
 os.environ["REPEAT_CACHE_DIR"] = str(SESSION_CACHE)
+FIXTURE_CORPORA = Path(__file__).resolve().parent.parent / "data" / "fixtures"
+os.environ["REPEAT_CORPORA"] = str(FIXTURE_CORPORA)
 for _name in ("REPEAT_ALLOW_TRAIN", "WORLD_SIZE", "RANK", "LOCAL_RANK"):
     os.environ.pop(_name, None)  # tests decide explicitly whether they train, in one process
 

@@ -4,16 +4,18 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import json
+import subprocess
+import sys
 import time
 from collections import Counter
 
 import numpy as np
 import pytest
 
-from lib import corpora, runs
+from lib import corpora, fixture, runs
 from lib.config import DataConfig
 from lib.objectives import raw_length_for_inputs
-from lib.paths import cache_root
+from lib.paths import cache_root, repo_root
 from lib.profiles import get_profile
 from lib.subsets import RepeatedSubset, training_document_order, unique_chunks
 from lib.tokenizer import EOS_ID
@@ -28,12 +30,88 @@ def test_unknown_corpus_names_the_options():
         assert repr(name) in str(info.value)
 
 
-def test_missing_local_corpus_points_at_repeat_corpora(tmp_path, monkeypatch):
-    monkeypatch.setenv("REPEAT_CORPORA", str(tmp_path))
-    with pytest.raises(FileNotFoundError) as info:
+BAD_CORPORA = {  # what is wrong -> (REPEAT_CORPORA under tmp_path, files in it, a phrase of the message)
+    "no such folder": ("nowhere", {}, "does not exist"),
+    "no corpus folder": ("", {"wikipedia/a.jsonl": b'{"text": "a"}\n'}, "no corpus 'web'"),
+    "no shards": ("", {"web/notes.txt": b"x"}, "no shards in"),
+    "not gzip": ("", {"web/a.jsonl.gz": b'{"text": "a"}\n'}, "not in the shard format"),
+    "not JSON": ("", {"web/a.jsonl": b"plain text\n"}, "not in the shard format"),
+    "no text field": ("", {"web/a.jsonl.gz": gzip.compress(b'{"body": "a"}\n')}, "not in the shard format"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_CORPORA)
+def test_bad_corpora_say_what_was_expected_and_where(case, tmp_path, monkeypatch):
+    folder, files, phrase = BAD_CORPORA[case]
+    for name, content in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(content)
+    monkeypatch.setenv("REPEAT_CORPORA", str(tmp_path / folder))
+    with pytest.raises(corpora.CorpusError) as info:
         corpora.load_corpus("web", max_docs=10)
-    assert "REPEAT_CORPORA" in str(info.value)
-    assert str(tmp_path / "web") in str(info.value)
+    message = str(info.value)
+    assert "\n" not in message and phrase in message and "expected" in message
+    assert str(tmp_path / folder / "web") in message
+
+
+def test_a_run_on_bad_corpora_writes_nothing(smoke, tmp_path, monkeypatch):
+    monkeypatch.setenv("REPEAT_CORPORA", str(tmp_path / "nowhere"))
+    monkeypatch.setenv("REPEAT_CACHE_DIR", str(tmp_path / "cache"))
+    with pytest.raises(corpora.CorpusError, match="does not exist"):
+        runs.run(smoke.config("XS"), allow_train=True, progress=False)
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
+
+
+def test_local_folder_of_a_hub_corpus_is_read_locally(tmp_path, monkeypatch):
+    corpora.write_shard(_mkdir(tmp_path / "c4") / "train-00000.jsonl.gz",
+                        [{"text": f"c4 document {i}", "source": "test"} for i in range(5)])
+    monkeypatch.setenv("REPEAT_CORPORA", str(tmp_path))
+    corpus = corpora.load_corpus("c4", max_docs=3)
+    assert corpus.source == f"local:{tmp_path / 'c4'}"
+    assert corpus.documents["text"] == ["c4 document 0", "c4 document 1", "c4 document 2"]
+
+
+def _mkdir(path):
+    path.mkdir(parents=True)
+    return path
+
+
+def test_corpora_import_without_datasets():
+    """A machine without `datasets` (one that reads pre-tokenized packs) can import the data modules."""
+    code = "import sys; sys.modules['datasets'] = None; import lib.corpora, lib.tokens, lib.tokenizer"
+    done = subprocess.run([sys.executable, "-c", code], cwd=repo_root(), capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    blocked = subprocess.run([sys.executable, "-c", code + "; lib.corpora.take_documents([], 1)"],
+                             cwd=repo_root(), capture_output=True, text=True)
+    assert "ModuleNotFoundError" in blocked.stderr  # the block works: reading documents needs datasets
+
+
+# --- the fixture corpus --------------------------------------------------------------------------
+
+def test_fixture_holds_only_redistributable_text():
+    """web/ is C4 only (no blog post: their licence is non-commercial research only); under 5 MB."""
+    root = corpora.fixture_root()
+    web = list(corpora.read_rows(corpora.local_shards("web", root)))
+    wiki = list(corpora.read_rows(corpora.local_shards("wikipedia", root)))
+    assert all(row["source"].startswith(fixture.C4_SOURCES) for row in web)
+    assert all(row["source"].startswith("jason-feng/wikiVisual@") for row in wiki)
+    assert len(web) == 2480 and len(wiki) >= 300
+    assert sum(p.stat().st_size for p in root.rglob("*.jsonl.gz")) < 5_000_000
+
+
+def test_fixture_cut_is_reproducible(tmp_path):
+    """The cut keeps C4 rows and a prefix of wikipedia, and the same corpora give the same bytes."""
+    web = [{"text": f"post {i}", "source": "muhwagua/color-bert@406f4e9:x.xml"} if i % 3 else
+           {"text": f"c4 {i}", "source": fixture.C4_SOURCES[i % 2] + "abc:data.jsonl"} for i in range(30)]
+    wiki = [{"text": "x" * 3_000_000, "source": f"jason-feng/wikiVisual@1c0fac9:text/{i}"} for i in range(5)]
+    for name, rows in (("web", web), ("wikipedia", wiki)):
+        corpora.write_shard(_mkdir(tmp_path / "full" / name) / "train-00000.jsonl.gz", rows)
+    counts = [fixture.cut(tmp_path / "full", tmp_path / out) for out in ("a", "b")]
+    assert counts[0] == counts[1] == {"web": 10, "wikipedia": 3}  # 3 x 3M characters crosses 8M
+    for shard in (tmp_path / "a").rglob("*.jsonl.gz"):
+        assert shard.read_bytes() == (tmp_path / "b" / shard.relative_to(tmp_path / "a")).read_bytes()
+    kept = list(corpora.read_rows(sorted((tmp_path / "a" / "web").glob("*.jsonl.gz"))))
+    assert kept == [row for row in web if not row["source"].startswith("muhwagua")]
 
 
 def test_take_documents_on_a_streaming_json_dataset(tmp_path):
@@ -99,7 +177,7 @@ def test_store_layout(store):
     """Every document ends with EOS, offsets cover the token array, some documents are held out."""
     assert store.offsets[0] == 0 and store.offsets[-1] == len(store.tokens)
     assert np.all(store.tokens[store.offsets[1:] - 1] == EOS_ID)
-    assert len(store.is_validation) == len(store.offsets) - 1 == 3000
+    assert len(store.is_validation) == len(store.offsets) - 1 == 2480  # the fixture's web/ (max_docs 3000)
     assert 0 < store.is_validation.sum() < 0.05 * len(store.is_validation)
 
 
