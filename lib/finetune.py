@@ -82,6 +82,14 @@ def probe_path(key: str) -> Path:
     return cache_root() / "finetune" / f"{key}.json"
 
 
+def _read_cached(key: str) -> dict | None:
+    """The cached result under this key; None if absent, unreadable or written for another key."""
+    with contextlib.suppress(OSError, ValueError):
+        if (cached := json.loads(probe_path(key).read_text())).get("key") == key:
+            return cached
+    return None
+
+
 def probe(cfg: RunConfig, pretrained: bool = True, allow_train: bool | None = None,
           ft: FinetuneConfig | None = None, progress: bool = True) -> dict:
     """The cached probe result of this run (or of its architecture from scratch), else computed now
@@ -89,9 +97,8 @@ def probe(cfg: RunConfig, pretrained: bool = True, allow_train: bool | None = No
     ft = ft or finetune_config(cfg.profile)
     allow_train = allow_train_default() if allow_train is None else allow_train
     key = probe_key(cfg, ft, pretrained)
-    with contextlib.suppress(OSError, ValueError):
-        if (cached := json.loads(probe_path(key).read_text())).get("key") == key:
-            return cached
+    if (cached := _read_cached(key)) is not None:
+        return cached
     if not allow_train:
         raise MissingRunsError(f"downstream probe {key} of run {cfg.key()} ({cfg.label}) is not in "
                                f"{probe_path(key).parent}; rerun with allow_train=True or REPEAT_ALLOW_TRAIN=1, "
@@ -179,10 +186,20 @@ def _generate(model, inputs: np.ndarray, targets: np.ndarray, ft: FinetuneConfig
 
 
 def lead_baseline_score(profile: str) -> dict[str, float]:
-    """EM/F1 of `title_task.lead_baseline` (no model) on the profile's test articles."""
+    """EM/F1 of `title_task.lead_baseline` (no model) on the profile's test articles, cached in
+    `data_cache/finetune/` beside the probes (committed for the cpu profile: the book reads no corpus)."""
     ft, p = finetune_config(profile), get_profile(profile)
-    task = title_task.build_task(p.config(p.focus).data, ft.train_examples, ft.test_examples)
-    return squad_score.score([title_task.lead_baseline(e.lead) for e in task.test], [[e.title] for e in task.test])
+    data = p.config(p.focus).data
+    task_source = {"lead_baseline": {"corpus": title_task.CORPUS, "max_docs": data.max_docs,
+                                     "subset_seed": data.subset_seed, "train_examples": ft.train_examples,
+                                     "test_examples": ft.test_examples}}
+    key = hashlib.sha256(json.dumps(task_source, sort_keys=True).encode()).hexdigest()[:16]
+    if (cached := _read_cached(key)) is not None:
+        return cached["metrics"]
+    task = title_task.build_task(data, ft.train_examples, ft.test_examples)
+    metrics = squad_score.score([title_task.lead_baseline(e.lead) for e in task.test], [[e.title] for e in task.test])
+    write_atomic(probe_path(key), {"key": key, **task_source, "metrics": metrics})
+    return metrics
 
 
 def budget_check(cfg: RunConfig, allow_train: bool | None = None) -> pd.DataFrame:
