@@ -130,7 +130,7 @@ def _check_shard(shard: Path) -> None:
     """Raise unless the shard's first line is a JSON object with a string "text"."""
     compressed = shard.name.endswith(".gz")
     try:
-        with (gzip.open if compressed else open)(shard, "rt", encoding="utf-8") as f:
+        with _open_text(shard) as f:
             row = json.loads(f.readline())
         valid = isinstance(row, dict) and isinstance(row.get("text"), str)
     except (OSError, EOFError, UnicodeDecodeError, ValueError):
@@ -205,10 +205,14 @@ def write_shard(path: Path, rows: Iterable[dict]) -> None:
 
 
 def read_rows(shards: Iterable[Path]) -> Iterator[dict]:
-    """Every row of these gzip JSON Lines shards, in order."""
+    """Every row of these JSON Lines shards, in order."""
     for shard in shards:
-        with gzip.open(shard, "rt", encoding="utf-8") as f:
+        with _open_text(shard) as f:
             yield from map(json.loads, f)
+
+
+def _open_text(shard: Path):
+    return (gzip.open if shard.name.endswith(".gz") else open)(shard, "rt", encoding="utf-8")
 
 
 def prepare(out: Path, docs: int = PREPARE_DOCS, resume: bool = False,
