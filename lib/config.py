@@ -24,6 +24,8 @@ VARIANT_DEFAULTS = {
               "sparse_step": 2, "layer_repeats": 1},
     "optim": {"label_smoothing": 0.0},
 }
+# Numerics fields added for the cpu profile's version 2, likewise keyed only when set.
+NUMERICS_DEFAULTS = {"threads": 0, "kernels": "default"}
 OBJECTIVES = ("span", "ul2")
 
 
@@ -124,12 +126,17 @@ class RunConfig:
     eval_sequences: int = 256
     precision: str = "fp32"  # "fp32" or "bf16" (autocast in training steps; evaluation is fp32)
     compile: bool = False
+    threads: int = 0  # torch threads per process (0: REPEAT_THREADS, else cores / processes)
+    kernels: str = "default"  # "avx2": ATen and MKL pinned to AVX2 on CPU (bit-reproducible across CPUs)
     profile: str = "custom"
     label: str = ""
 
     def __post_init__(self):
         if self.precision not in ("fp32", "bf16"):
             raise ValueError(f"precision must be 'fp32' or 'bf16', got {self.precision!r}")
+        if self.kernels not in ("default", "avx2") or self.threads < 0:
+            raise ValueError(f"kernels must be 'default' or 'avx2' and threads >= 0, got {self.kernels!r}, "
+                             f"{self.threads!r}")
         tokens_per_step = self.optim.batch_size * self.data.input_length
         if self.data.total_tokens % tokens_per_step:
             raise ValueError(
@@ -164,6 +171,9 @@ class RunConfig:
             for name, default in defaults.items():
                 if d[part][name] == default:
                     d[part].pop(name)
+        for name, default in NUMERICS_DEFAULTS.items():
+            if d[name] == default:
+                d.pop(name)
         blob = json.dumps({"engine": ENGINE_VERSION, "config": d}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 

@@ -89,7 +89,7 @@ def build_model(model: ModelConfig, total_vocab: int, seed: int, input_length: i
     """A freshly initialised model with its output layer untied from the input embedding.
 
     transformers 5.24 ties `lm_head` to the shared embedding even with tie_word_embeddings=False
-    (PILOT.md lesson 1); the head then starts at std 1.0 and the initial loss is ~100 instead of
+    (measured in this project's pilot); the head then starts at std 1.0 and the initial loss is ~100 instead of
     ~ln(vocab). We give it its own weight, initialised as T5 does (std d_model^-0.5), and drop it
     from the model's tie list so no later `tie_weights()` call re-ties it.
     """

@@ -14,7 +14,7 @@ class Profile:
     name: str
     description: str
     presets: dict[str, ModelConfig]  # smallest to largest
-    learning_rates: dict[str, float]  # per size (PILOT.md lesson 5)
+    learning_rates: dict[str, float]  # per size: a larger model needs a smaller rate
     vocab_size: int
     total_tokens: int  # T of the repetition grid
     batch_size: int
@@ -31,6 +31,9 @@ class Profile:
     variant_size: str = ""  # the size of the variant designs, findings 3.5-3.11 (default: the smallest)
     variant_tokens: int = 0  # T of the variant designs (default: total_tokens)
     corpus: str = "web"  # the default training corpus ("c4" and "wikipedia-hub" read the Hub)
+    warmup_fraction: float = 0.02
+    threads: int = 0  # torch threads per run (0: REPEAT_THREADS, else cores / processes)
+    kernels: str = "default"  # "avx2": CPU kernels pinned, so results re-run bit for bit on other CPUs
 
     @property
     def sizes(self) -> list[str]:
@@ -71,10 +74,12 @@ class Profile:
             epochs=epochs,
             input_length=self.input_length,
         )
-        optim_cfg = OptimConfig(**{"lr": self.learning_rates[size], "batch_size": self.batch_size, **optim})
+        optim_cfg = OptimConfig(**{"lr": self.learning_rates[size], "batch_size": self.batch_size,
+                                   "warmup_fraction": self.warmup_fraction, **optim})
         return RunConfig(data=data, model=self.presets[size], optim=optim_cfg, seed=seed,
                          eval_sequences=self.eval_sequences, precision=self.precision,
-                         compile=self.compile, profile=self.name, label=label)
+                         compile=self.compile, threads=self.threads, kernels=self.kernels,
+                         profile=self.name, label=label)
 
 
 def _t5(name, d_model, layers, heads, d_ff, d_kv=None) -> ModelConfig:
@@ -107,12 +112,15 @@ PROFILES: dict[str, Profile] = {
     ),
     "gpu": Profile(
         name="gpu",
-        description="One modern GPU: T5.1.1-Small-like shapes, 2^28 tokens per run.",
-        presets={"S": _t5("S", 256, 4, 4, 1024, 64), "M": _t5("M", 384, 6, 6, 1536, 64),
-                 "L": _t5("L", 512, 8, 8, 2048, 64), "XL": _t5("XL", 768, 12, 12, 2048, 64)},
-        learning_rates={"S": 1e-3, "M": 7e-4, "L": 5e-4, "XL": 3e-4},
-        vocab_size=16000, total_tokens=2**28, batch_size=128, input_length=256, eval_sequences=1024,
-        precision="bf16", compile=True, tokenizer_sample_chars=50_000_000,
+        description="One GPU window (an H200 for about 8 minutes): T5 v1.1 shapes from 8M to 130M "
+                    "parameters at T = 2^24 tokens, the cpu profile's tokenizer and corpus, read from a "
+                    "token pack (python -m lib.pack build --profile gpu).",
+        presets={"XS": _t5("XS", 256, 4, 4, 768, 64), "S": _t5("S", 384, 6, 6, 1024, 64),
+                 "M": _t5("M", 512, 8, 8, 1408, 64), "L": _t5("L", 768, 8, 12, 2048, 64)},
+        learning_rates={"XS": 2e-3, "S": 1.5e-3, "M": 1e-3, "L": 7e-4},
+        grid_sizes=("XS", "S", "M"), ladder_sizes=("XS", "S", "M", "L"), focus_size="S",
+        vocab_size=4000, total_tokens=2**24, batch_size=128, input_length=128, eval_sequences=512,
+        precision="bf16", compile=False, warmup_fraction=0.05,
     ),
     "paper": Profile(
         name="paper",

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import platform
 import subprocess
-from importlib.metadata import version
+from importlib.metadata import PackageNotFoundError, version
 
 import torch
 
@@ -33,6 +33,13 @@ def device_name(device: torch.device) -> str:
     return f"CPU: {platform.processor() or platform.machine()}"
 
 
+def library_version(name: str) -> str:
+    try:
+        return version(name)
+    except PackageNotFoundError:  # e.g. `datasets` on a machine that reads token packs
+        return "not installed"
+
+
 def environment(device: torch.device) -> dict:
-    return {"git_sha": git_sha(), "versions": {name: version(name) for name in LIBRARIES},
+    return {"git_sha": git_sha(), "versions": {name: library_version(name) for name in LIBRARIES},
             "python": platform.python_version(), "device": device_name(device)}

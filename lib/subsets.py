@@ -8,14 +8,20 @@ Batch contents depend only on (seed, step), so runs resume exactly and split acr
 """
 from __future__ import annotations
 
+import dataclasses
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from lib.config import DataConfig
 from lib import objectives
 from lib.objectives import UL2, SpanCorruption
-from lib.tokens import TokenStore
+
+if TYPE_CHECKING:  # a store is a `lib.tokens.TokenStore` or a `lib.pack.PackStore`: the same streams
+    from lib.tokens import TokenStore
 
 VALIDATION_MASK_SEED = 20230522  # the same corrupted validation sequences for every run
+REFERENCE_MAX_TOKENS = 2**25  # the references' training tokens: a run's own, up to this many
 
 
 def span_corruption_for(data: DataConfig, store: TokenStore) -> SpanCorruption:
@@ -31,13 +37,13 @@ def objective_for(data: DataConfig, store: TokenStore) -> SpanCorruption | UL2:
 
 
 def training_document_order(store: TokenStore, subset_seed: int) -> np.ndarray:
-    return np.random.default_rng(subset_seed).permutation(store.document_ids(validation=False))
+    return store.training_order(subset_seed)
 
 
 def available_unique_tokens(data: DataConfig, store: TokenStore) -> int:
     """The largest U (in encoder input tokens) the corpus's training split can supply."""
     raw_length = objective_for(data, store).raw_length
-    return store.count_tokens(store.document_ids(validation=False)) // raw_length * data.input_length
+    return store.training_token_count() // raw_length * data.input_length
 
 
 def check_subset(data: DataConfig, store: TokenStore) -> None:
@@ -54,9 +60,16 @@ def unique_chunks(data: DataConfig, store: TokenStore) -> np.ndarray:
     check_subset(data, store)
     raw_length = objective_for(data, store).raw_length
     num_chunks = data.unique_tokens // data.input_length
-    order = training_document_order(store, data.subset_seed)
-    stream = store.concatenate(order, max_tokens=num_chunks * raw_length)
+    stream = store.training_stream(data.subset_seed, num_chunks * raw_length)
     return stream.astype(np.int64).reshape(num_chunks, raw_length)
+
+
+def reference_chunks(data: DataConfig, store: TokenStore) -> np.ndarray:
+    """The chunks a 1-epoch run at this budget trains on (the run's own tokens when it is one; at most
+    REFERENCE_MAX_TOKENS): what the unigram and bigram references are fitted on, the same for every
+    repetition of one budget."""
+    tokens = min(data.total_tokens, REFERENCE_MAX_TOKENS // data.input_length * data.input_length)
+    return unique_chunks(dataclasses.replace(data, unique_tokens=tokens, epochs=1), store)
 
 
 class RepeatedSubset:
@@ -91,8 +104,7 @@ def validation_set(data: DataConfig, store: TokenStore, num_sequences: int) -> t
     """Fixed span-corrupted sequences from held-out documents: the same probe for every run on this
     corpus, whatever its objective (a UL2 model sees them behind its R-denoiser mode token)."""
     objective = span_corruption_for(data, store)
-    doc_ids = store.document_ids(validation=True)
-    stream = store.concatenate(doc_ids, max_tokens=num_sequences * objective.raw_length)
+    stream = store.validation_stream(num_sequences * objective.raw_length)
     available = len(stream) // objective.raw_length
     if available < num_sequences:
         raise ValueError(f"corpus {data.corpus!r} has only {available} held-out sequences; "

@@ -39,9 +39,20 @@ class TokenStore:
     def count_tokens(self, doc_ids: np.ndarray) -> int:
         return int((self.offsets[doc_ids + 1] - self.offsets[doc_ids]).sum())
 
-    def training_tokens(self) -> np.ndarray:
-        """Every token of the training (non-validation) documents, in corpus order."""
-        return self.tokens[np.repeat(~self.is_validation, np.diff(self.offsets))]
+    def training_order(self, subset_seed: int) -> np.ndarray:
+        """The training documents in one seeded order: every nested subset is a prefix of it."""
+        return np.random.default_rng(subset_seed).permutation(self.document_ids(validation=False))
+
+    def training_stream(self, subset_seed: int, max_tokens: int) -> np.ndarray:
+        """The first `max_tokens` tokens of the training documents in their seeded order."""
+        return self.concatenate(self.training_order(subset_seed), max_tokens)
+
+    def training_token_count(self) -> int:
+        return self.count_tokens(self.document_ids(validation=False))
+
+    def validation_stream(self, max_tokens: int) -> np.ndarray:
+        """The first `max_tokens` tokens of the held-out documents, in corpus order."""
+        return self.concatenate(self.document_ids(validation=True), max_tokens)
 
     def concatenate(self, doc_ids: np.ndarray, max_tokens: int | None = None) -> np.ndarray:
         """Tokens of these documents in this order (stopping once `max_tokens` are gathered)."""

@@ -20,13 +20,14 @@ from accelerate import Accelerator
 from tqdm.auto import tqdm
 
 from lib.config import RunConfig
-from lib.evaluate import evaluate, unigram_reference
+from lib.evaluate import evaluate, references
 from lib.models import build_model, initial_dropout, parameter_counts, run_flops_per_input_token, set_dropout
+from lib.numerics import check_kernels, cpu_facts, matmul_peak_flops, set_threads
 from lib.objectives import IGNORE_INDEX
+from lib.pack import data_source
 from lib.provenance import environment
-from lib.subsets import RepeatedSubset, validation_set
+from lib.subsets import RepeatedSubset, reference_chunks, validation_set
 from lib.tokenizer import PAD_ID
-from lib.tokens import token_store
 from lib.weights import save_weights
 
 
@@ -35,7 +36,7 @@ class RunResult:
     config: dict
     curve: list[dict]  # one entry per evaluation: tokens, step, train_loss and the val metrics
     final: dict
-    reference: dict  # unigram baseline on the same validation targets
+    reference: dict  # unigram and bigram references on the same validation targets
     meta: dict
 
     def to_dict(self) -> dict:
@@ -93,13 +94,6 @@ def training_loss(model, inputs: torch.Tensor, targets: torch.Tensor, cfg: RunCo
     return out.loss - plain + smoothed
 
 
-def _set_threads(accelerator: Accelerator) -> int:
-    threads = int(os.environ.get("REPEAT_THREADS", 0)) or max(1, (os.cpu_count() or 1) // accelerator.num_processes)
-    if accelerator.device.type == "cpu":
-        torch.set_num_threads(threads)
-    return threads
-
-
 def train(cfg: RunConfig, checkpoint_dir: Path | None = None, progress: bool = True,
           weights_file: Path | None = None) -> RunResult:
     """Train one config from scratch (or from its checkpoint in `checkpoint_dir`) and evaluate it;
@@ -107,12 +101,13 @@ def train(cfg: RunConfig, checkpoint_dir: Path | None = None, progress: bool = T
     started = time.perf_counter()
     # Precision comes from the run config (autocast below), never from an accelerate config or env.
     accelerator = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision="no")
-    threads = _set_threads(accelerator)
+    check_kernels(cfg.kernels, accelerator.device)
+    threads = set_threads(cfg.threads, accelerator.num_processes)
     rank, world = accelerator.process_index, accelerator.num_processes
     if cfg.optim.batch_size % world:
         raise ValueError(f"global batch {cfg.optim.batch_size} does not split over {world} processes")
     with accelerator.main_process_first():
-        store = token_store(cfg.data)
+        store = data_source(cfg.data)
     data = RepeatedSubset(cfg.data, store, cfg.optim.batch_size, cfg.seed)
     val_inputs, val_targets = validation_set(cfg.data, store, cfg.eval_sequences)
     vocab = store.tokenizer.vocab_size
@@ -139,13 +134,13 @@ def train(cfg: RunConfig, checkpoint_dir: Path | None = None, progress: bool = T
         state["train_loss_sum"] += loss_sum.item()
         loss_sum = torch.zeros_like(loss_sum)
 
-    def record_evaluation(step: int) -> None:
+    def record_evaluation(step: int, final: bool = False) -> None:
         t0 = time.perf_counter()
         flush_train_loss()
         train_loss = torch.tensor([state["train_loss_sum"], state["train_steps"]], dtype=torch.float64,
                                   device=accelerator.device)
         train_loss = accelerator.reduce(train_loss, reduction="sum").tolist()
-        metrics = evaluate(eval_model, val_inputs, val_targets, vocab, accelerator)
+        metrics = evaluate(eval_model, val_inputs, val_targets, vocab, accelerator, encoder_swap=final)
         state["curve"].append({"step": step, "tokens": step * cfg.optim.batch_size * cfg.data.input_length,
                                "train_loss": train_loss[0] / train_loss[1] if train_loss[1] else None,
                                **metrics})
@@ -184,7 +179,7 @@ def train(cfg: RunConfig, checkpoint_dir: Path | None = None, progress: bool = T
         state["train_seconds"] += time.perf_counter() - t0
         bar.update(1)
     bar.close()
-    record_evaluation(cfg.steps)
+    record_evaluation(cfg.steps, final=True)
 
     curve = state["curve"]
     last = curve[-1]
@@ -194,15 +189,22 @@ def train(cfg: RunConfig, checkpoint_dir: Path | None = None, progress: bool = T
              "val_accuracy": last["val_accuracy"], "best_val_accuracy": max(c["val_accuracy"] for c in curve),
              "val_content_loss": last["val_content_loss"], "val_content_accuracy": last["val_content_accuracy"],
              "best_val_content_loss": min(c["val_content_loss"] for c in curve),
-             "train_loss": last["train_loss"]}
+             "val_first_loss": last["val_first_loss"], "val_later_loss": last["val_later_loss"],
+             "val_encoder_use": last["val_encoder_use"], "train_loss": last["train_loss"]}
     meta = {**environment(accelerator.device), **counts, "world_size": world, "threads": threads,
             "corpus": store.corpus, "corpus_source": store.source, "corpus_fingerprint": store.fingerprint,
             "tokenizer": store.tokenizer.folder.name, "target_length": data.objective.target_length,
             "flops_per_input_token": flops_per_token, "train_flops": flops_per_token * tokens,
             "wall_seconds": time.perf_counter() - started, "train_seconds": state["train_seconds"],
             "eval_seconds": state["eval_seconds"],
-            "tokens_per_second": tokens / max(state["train_seconds"], 1e-9)}
-    reference = unigram_reference(store.training_tokens(), val_targets, vocab, store.tokenizer.total_vocab)
+            "tokens_per_second": tokens / max(state["train_seconds"], 1e-9),
+            "train_flops_per_second": flops_per_token * tokens / max(state["train_seconds"], 1e-9)}
+    if accelerator.device.type == "cuda":
+        meta["bf16_matmul_peak_flops"] = matmul_peak_flops(accelerator.device)
+        meta["fraction_of_bf16_peak"] = meta["train_flops_per_second"] / meta["bf16_matmul_peak_flops"]
+    else:
+        meta.update(cpu_facts())
+    reference = references(reference_chunks(cfg.data, store), val_inputs, val_targets, vocab)
     final["probe"] = _probe(cfg, eval_model, accelerator, store.corpus, last)
     if weights_file is not None and accelerator.is_main_process:
         save_weights(eval_model, weights_file, cfg.key())
@@ -218,7 +220,7 @@ def _probe(cfg: RunConfig, model, accelerator: Accelerator, own_corpus: str, own
         if corpus not in probe:
             data = replace(cfg.data, corpus=corpus)
             with accelerator.main_process_first():
-                store = token_store(data)
+                store = data_source(data)
             inputs, targets = validation_set(data, store, cfg.eval_sequences)
             probe[corpus] = evaluate(model, inputs, targets, store.tokenizer.vocab_size, accelerator)
     return probe
