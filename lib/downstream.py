@@ -1,15 +1,21 @@
 """The downstream probe's tables and verdicts: our EM / F1 / title loss beside the paper's SQuAD
-Tables 1-3, and rules fixed before the probes ran.
+Tables 1-3, and rules on the intervals of `lib.stats`.
 
 Title loss (teacher-forced nats per title token on the held-out articles) is the continuous
-metric; EM and F1 are the paper's. An effect counts only beyond `NOISE_MULTIPLE` times the seed
-spread, as everywhere in the book.
+metric the verdicts judge; EM and F1 are the paper's. Wherever pre-training does not beat
+fine-tuning from scratch beyond noise, the probe cannot rank checkpoints and the verdict is
+untestable there.
 """
 from __future__ import annotations
 
 import pandas as pd
 
-from lib.verdicts import NOT, PARTLY, REPRODUCED, Verdict, mean_spread, n_seeds, seed_spread, significant
+from lib import stats
+from lib.paper import TABLE_1, TABLE_2
+from lib.stats import Cells
+from lib.variant_verdicts import paper_ul2_excess
+from lib.verdicts import (INCONCLUSIVE, NOT, PARTLY, REPRODUCED, UNTESTABLE, Verdict, claim_size, directional,
+                          mean_spread, n_seeds, no_spread, yes)
 
 METRICS = {"exact_match": "EM", "f1": "F1", "test_loss": "title loss"}
 LOSS = "test_loss"
@@ -41,64 +47,108 @@ def rise(table: pd.DataFrame, by: str) -> pd.DataFrame:
     return pd.DataFrame(rows).T
 
 
+CELL = ["size", "corpus", "objective", "unique_tokens", "epochs"]
+
+
+def _gain(table: pd.DataFrame) -> pd.DataFrame:
+    return table.assign(gain=table[f"scratch_{LOSS}"] - table[LOSS])
+
+
 def pretraining_helps(table: pd.DataFrame) -> pd.DataFrame:
-    """Per size and epochs: title loss from scratch minus after pre-training (positive: it helps),
-    against the seed spread. If pre-training does not help, the probe cannot rank checkpoints."""
-    gain = table.assign(gain=table[f"scratch_{LOSS}"] - table[LOSS])
-    spread = seed_spread(gain, ["size", "corpus", "objective", "epochs"], "gain")
-    out = gain.groupby(["size", "corpus", "objective", "epochs"], sort=False)["gain"].mean().to_frame("title-loss gain over scratch")
-    out["beyond noise"] = [significant(g, spread) and g > 0 for g in out.iloc[:, 0]]
-    return out
+    """Per size, corpus, objective and epochs: title loss from scratch minus after pre-training
+    (positive: it helps) with its 95 % interval. If pre-training does not help, the probe cannot
+    rank checkpoints."""
+    cells = Cells(_gain(table), CELL, "gain")
+    rows = []
+    for cell in cells.keys:
+        e = cells.contrast({cell: 1.0})
+        rows.append({**dict(zip(CELL, cell)), "title-loss gain over scratch": e.estimate, "low": e.low,
+                     "high": e.high, "beyond noise": bool(e.spread and e.low > 0)})
+    return pd.DataFrame(rows).set_index(CELL)
 
 
-def _loss_change(table: pd.DataFrame, by: str) -> pd.Series:
-    """Per `by`: the title loss change from 1 epoch to the most repetition."""
-    return rise(table, by)[f"title loss change at {table.epochs.max()} epochs"].astype(float)
+def _testable(table: pd.DataFrame, by: str, groups: list[str]) -> dict[str, bool]:
+    """Per group: does pre-training beat fine-tuning from scratch at 1 epoch, beyond noise?"""
+    cells = Cells(_gain(table), [by, "epochs"], "gain")
+    return {g: directional(cells.contrast({(g, 1): 1.0})) == REPRODUCED for g in groups}
+
+
+def _untestable(finding: str, table: pd.DataFrame, groups: list[str]) -> Verdict:
+    reason = (f"pre-training does not beat fine-tuning from scratch beyond noise at 1 epoch for "
+              f"{', '.join(groups)}, so the probe cannot rank those checkpoints")
+    return Verdict(finding, UNTESTABLE, "The probe cannot rank these checkpoints.", LOSS, None, n_seeds(table),
+                   reason=reason)
+
+
+def _em_drop(table: pd.DataFrame) -> str:
+    return " -> ".join(f"{v:g}" for v in table["SQuAD EM"])
 
 
 def repetition_hurts_downstream(table: pd.DataFrame, sizes: list[str]) -> Verdict:
-    """Table 1: the fine-tuned title loss rises from 1 epoch to the most repetition, beyond noise,
-    for every size (reproduced), some sizes (partly) or none (not)."""
-    spread = seed_spread(table, ["size", "epochs"], LOSS)
-    changes = rise(table, "size").astype(float)
-    change = changes[f"title loss change at {table.epochs.max()} epochs"][sizes].to_dict()
-    hurt = [s for s in sizes if change[s] > 0 and significant(change[s], spread)]
-    verdict = REPRODUCED if len(hurt) == len(sizes) else PARTLY if hurt else NOT
-    em = changes[f"EM change at {table.epochs.max()} epochs"]
-    sentence = (f"After fine-tuning on the title task, the title loss changes from 1 to {table.epochs.max()} epochs by "
-                f"{', '.join(f'{s} {change[s]:+.3f}' for s in sizes)} (seed spread {spread:.3f}); beyond noise for "
-                f"{', '.join(hurt) if hurt else 'no size'}. EM changes by {', '.join(f'{s} {em[s]:+.1f}' for s in sizes)} "
-                f"points (paper, T5-Base on SQuAD: 82.4 -> 79.9).")
-    return Verdict("3.2 downstream", verdict, sentence, LOSS, change[sizes[-1]], spread, n_seeds(table),
-                   {"change": change})
+    """Table 1: the fine-tuned title loss rises from 1 epoch to the most repetition, for every
+    size where the probe can rank checkpoints (reproduced), some (partly) or none (not)."""
+    cells = Cells(table, ["size", "epochs"], LOSS)
+    if not cells.df:
+        return no_spread("3.2 downstream", LOSS, table)
+    most = int(table.epochs.max())
+    testable = _testable(table, "size", sizes)
+    if not any(testable.values()):
+        return _untestable("3.2 downstream", table, sizes)
+    change = {s: cells.contrast(stats.difference((s, most), (s, 1))) for s in sizes}
+    labels = {s: directional(change[s]) for s in sizes if testable[s]}
+    skipped = [s for s in sizes if not testable[s]]
+    verdict = (PARTLY if skipped else REPRODUCED) if all(v == REPRODUCED for v in labels.values()) else (
+        PARTLY if REPRODUCED in labels.values() else NOT if all(v == NOT for v in labels.values()) else INCONCLUSIVE)
+    em_cells = Cells(table, ["size", "epochs"], "exact_match")
+    em = {s: em_cells.contrast(stats.difference((s, most), (s, 1))).estimate for s in sizes}
+    sentence = (f"After fine-tuning on the title task, the title loss changes from 1 to {most} epochs by "
+                + ", ".join(f"{s} {change[s].interval()}" + ("" if testable[s] else " (untestable)") for s in sizes)
+                + f"; EM changes by {', '.join(f'{s} {em[s]:+.1f}' for s in sizes)} points (paper, T5-Base on "
+                f"SQuAD: {_em_drop(TABLE_1)}).")
+    reason = (f"sizes {', '.join(skipped)} are untestable: pre-training does not beat scratch there" if skipped else "")
+    largest = max(labels, key=sizes.index)
+    return Verdict("3.2 downstream", verdict, sentence, LOSS, change[largest], n_seeds(table), reason=reason,
+                   details={"change": {s: e.estimate for s, e in change.items()}, "labels": labels})
 
 
 def quality_does_not_protect_downstream(table: pd.DataFrame, clean: str = "wikipedia", noisy: str = "web") -> Verdict:
-    """Table 2: pre-training on the cleaner corpus still loses downstream with repetition (its rise
-    is beyond noise), as on web text."""
-    spread = seed_spread(table, ["corpus", "epochs"], LOSS)
-    change = _loss_change(table, "corpus")[[noisy, clean]].to_dict()
-    hurt = change[clean] > 0 and significant(change[clean], spread)
-    sentence = (f"Title loss change from 1 to {table.epochs.max()} epochs: {noisy} {change[noisy]:+.3f}, "
-                f"{clean} {change[clean]:+.3f} (seed spread {spread:.3f}): {clean} pre-training "
-                + ("still degrades downstream, as the paper found (SQuAD EM 82.4 -> 79.4)." if hurt else
-                   "does not degrade the probe beyond noise."))
-    return Verdict("3.4 downstream", REPRODUCED if hurt else NOT, sentence, LOSS, change[clean], spread,
-                   n_seeds(table), {"change": change})
+    """Table 2: pre-training on the cleaner corpus still loses downstream with repetition (its
+    rise is above zero), as on web text."""
+    cells = Cells(table, ["corpus", "epochs"], LOSS)
+    if not cells.df:
+        return no_spread("3.4 downstream", LOSS, table)
+    if not _testable(table, "corpus", [clean])[clean]:
+        return _untestable("3.4 downstream", table, [clean])
+    most = int(table.epochs.max())
+    change = {c: cells.contrast(stats.difference((c, most), (c, 1))) for c in (noisy, clean)}
+    verdict = directional(change[clean])
+    sentence = (f"Title loss change from 1 to {most} epochs: {noisy} {change[noisy].interval()}, {clean} "
+                f"{change[clean].interval()}: {clean} pre-training still degrades downstream: {yes(verdict)} "
+                f"(paper, SQuAD EM on Wikipedia: {_em_drop(TABLE_2)}).")
+    return Verdict("3.4 downstream", verdict, sentence, LOSS, change[clean], n_seeds(table),
+                   reason="the interval holds zero" if verdict == INCONCLUSIVE else "",
+                   details={"change": {c: e.estimate for c, e in change.items()}})
 
 
 def ul2_hurts_more_downstream(table: pd.DataFrame) -> Verdict:
-    """Table 3: UL2's downstream rise with repetition exceeds span corruption's beyond noise."""
-    spread = seed_spread(table, ["objective", "epochs"], LOSS)
-    change = _loss_change(table, "objective")[["span", "ul2"]].to_dict()
-    effect = change["ul2"] - change["span"]
-    more = effect > 0 and significant(effect, spread)
-    sentence = (f"Title loss change from unique to {table.epochs.max()} epochs: span corruption {change['span']:+.3f}, "
-                f"UL2 {change['ul2']:+.3f} (difference {effect:+.3f}, seed spread {spread:.3f}); the paper's EM "
-                f"drops are 2.5 (span) and 2.9 (UL2). UL2 " + ("degrades more downstream, beyond noise." if more
-                                                            else "does not degrade more beyond noise."))
-    return Verdict("3.7 downstream", REPRODUCED if more else NOT, sentence, LOSS, effect, spread, n_seeds(table),
-                   {"change": change})
+    """Table 3: UL2's downstream rise with repetition exceeds span corruption's (claim: the
+    paper's relative excess of UL2's EM drop over span corruption's)."""
+    cells = Cells(table, ["objective", "epochs"], LOSS)
+    if not cells.df:
+        return no_spread("3.7 downstream", LOSS, table)
+    testable = _testable(table, "objective", ["span", "ul2"])
+    if not all(testable.values()):
+        return _untestable("3.7 downstream", table, [o for o, ok in testable.items() if not ok])
+    most = int(table.epochs.max())
+    span = cells.contrast(stats.difference(("span", most), ("span", 1)))
+    effect = cells.contrast(stats.difference_of_differences(("ul2", most), ("ul2", 1), ("span", most), ("span", 1)))
+    claim = claim_size(span, paper_ul2_excess())
+    verdict = directional(effect, claim)
+    sentence = (f"Title loss change from unique to {most} epochs: span corruption {span.estimate:+.3f}; UL2 minus span "
+                f"corruption {effect.interval()}. UL2 degrades more downstream: {yes(verdict)}.")
+    return Verdict("3.7 downstream", verdict, sentence, LOSS, effect, n_seeds(table), claim=claim,
+                   reason="the interval holds both no difference and the paper's" if verdict == INCONCLUSIVE else "",
+                   details={"change_span": span.estimate})
 
 
 def score_ranges(table: pd.DataFrame, rule: dict[str, float]) -> str:
@@ -115,8 +165,8 @@ def pretraining_sentence(helps: pd.DataFrame) -> str:
     """What `pretraining_helps` says about the probe: can it rank checkpoints at all?"""
     gains = helps["title-loss gain over scratch"]
     helped, worse = int(helps["beyond noise"].sum()), int((gains < 0).sum())
-    sentence = (f"Pre-training beats fine-tuning from scratch beyond the seed spread in {helped} of {len(helps)} "
-                f"checkpoint cells; in {worse} the pre-trained start is worse (mean gain {gains.mean():+.3f} nats).")
+    sentence = (f"Pre-training beats fine-tuning from scratch beyond noise (95 % interval above zero) in {helped} "
+                f"of {len(helps)} checkpoint cells; in {worse} the pre-trained start is worse (mean gain {gains.mean():+.3f} nats).")
     if helped < len(helps) / 2:
         sentence += (" At this scale the probe mostly measures the fine-tuning itself, not what pre-training "
                      "taught, so the differences between checkpoints below are weak evidence either way.")

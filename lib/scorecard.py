@@ -8,36 +8,31 @@ import argparse
 
 import pandas as pd
 
-from lib import runs, sweeps, verdicts
+from lib import paper, runs, sweeps, verdicts
 from lib import variant_verdicts as vv
 from lib.paths import cache_root
 from lib.profiles import get_profile
 
-CLAIMS = {
-    "3.1": ("Tokens needed grow about linearly with model size", "slope of log tokens-needed on log params",
-            "about 1 (Fig. 2)"),
-    "3.2": ("Repetition degrades; bigger models degrade more", "val loss, largest minus smallest size's "
-            "rise from 1 to 256 epochs", "Val Acc 64.6 -> 61.7 (-2.9) at 2^8 epochs, T5-Base (Table 1)"),
-    "3.3": ("A larger dataset reduces degradation", "val loss gap to fresh data, smallest minus largest U "
-            "at 16 epochs", "2^29 x 2^6 degrades much less than 2^27 x 2^8 (same T)"),
-    "3.4": ("Higher-quality data does not prevent degradation", "relative val-loss rise, web minus wikipedia",
-            "SQuAD EM -3.0 (Wikipedia) vs -2.5 (C4) (Table 2)"),
-    "3.5": ("Trainable parameters, not FLOPs, set the severity", "val-loss rise (unique to repeated), "
-            "many-expert MoE minus 1-expert MoE", "more parameters overfit faster; 2x/4x FLOPs change little"),
-    "3.6": ("A cheap MoE with similar parameters overfits like the dense model", "final minus best val loss "
-            "on repeated data, MoE proxy minus dense", "curves nearly coincide at 0.32-0.39x FLOPs (Fig. 6)"),
-    "3.7": ("UL2 degrades more than span corruption", "val-loss rise (unique to repeated), UL2 minus span "
-            "corruption", "SQuAD EM -2.9 (UL2) vs -2.5 (MLM) (Table 3)"),
-    "3.8": ("Dropout is an effective regularizer; others add little", "final val-loss gain of dropout 0.1 "
-            "on repeated data", "Val Acc 61.7 -> 63.0 with dropout (Table 4)"),
-    "3.9": ("Dropout can be switched on late", "worst final val-loss gap, late minus from-start dropout",
-            "same final quality, faster early (Fig. 8)"),
-    "3.10": ("At larger scale dropout needs tuning and is not a full cure", "largest size: final minus best "
-             "val loss at its best rate", "T5-XL still dips late with dropout (Fig. 9)"),
-    "3.11": ("Tune dropout on a cheap MoE, transfer to the dense model", "Spearman of the rates' final "
-             "val loss, MoE vs dense", "same best rate; sweep at 0.48x the cost (Fig. 10)"),
+CLAIMS = {  # finding -> (claim, what our headline contrast measures)
+    "3.1": ("Tokens needed grow about linearly with model size", "slope of log tokens-needed on log params"),
+    "3.2": ("Repetition degrades; bigger models degrade more", "val-loss rise from 1 to 256 epochs, largest minus "
+            "smallest size"),
+    "3.3": ("A larger dataset reduces degradation", "val-loss gap to fresh data at 16 epochs, smallest minus largest U"),
+    "3.4": ("Higher-quality data does not prevent degradation", "relative val-loss rise, web minus wikipedia"),
+    "3.5": ("Trainable parameters, not FLOPs, set the severity", "val-loss rise (unique to repeated), many-expert "
+            "MoE minus 1-expert MoE"),
+    "3.6": ("A cheap MoE with similar parameters overfits like the dense model", "final minus best val loss on "
+            "repeated data, MoE proxy minus dense"),
+    "3.7": ("UL2 degrades more than span corruption", "val-loss rise (unique to repeated), UL2 minus span corruption"),
+    "3.8": ("Dropout is an effective regularizer; others add little", "final val-loss gain of dropout on repeated data"),
+    "3.9": ("Dropout can be switched on late", "worst final val-loss gap, late minus from-start dropout"),
+    "3.10": ("At larger scale dropout needs tuning and is not a full cure", "largest size: final minus best val loss "
+             "at its best rate"),
+    "3.11": ("Tune dropout on a cheap MoE, transfer to the dense model", "dense val loss at the proxy's best rate "
+             "minus at its own best"),
 }
-COLUMNS = ["finding", "claim", "metric", "paper_value", "our_value", "our_spread", "n_seeds", "verdict"]
+COLUMNS = ["finding", "claim", "metric", "paper_value", "estimate", "low", "high", "detectable", "n_seeds", "verdict",
+           "reason"]
 
 
 def finding_verdicts(profile: str = "cpu", seeds=(0, 1)) -> dict[str, verdicts.Verdict]:
@@ -49,15 +44,17 @@ def finding_verdicts(profile: str = "cpu", seeds=(0, 1)) -> dict[str, verdicts.V
     cross = verdicts.ladder_crossovers(ladder, runs.curves(ladder_cfgs), p.ladder)
     larger = runs.run_sweep(sweeps.larger_dataset(profile, seeds), allow_train=False, progress=False)
     quality = runs.run_sweep(sweeps.quality(profile, seeds), allow_train=False, progress=False)
+    ladder_failures = verdicts.ladder_failures(verdicts.size_ladder(table, p.grid))
     return {"3.1": verdicts.tokens_grow_with_params(cross, verdicts.n_seeds(ladder)),
             "3.2": verdicts.repetition_degrades(table, p.grid),
             "3.3": verdicts.larger_dataset_mitigates(*verdicts.split_larger_dataset(larger)),
             "3.4": verdicts.quality_does_not_help(quality),
-            **variant_findings(profile, seeds)}
+            **variant_findings(profile, ladder_failures, seeds)}
 
 
-def variant_findings(profile: str, seeds=(0, 1)) -> dict[str, verdicts.Verdict]:
-    """Findings 3.5-3.11, each by its notebook's rule (3.7 with one more seed, as its notebook)."""
+def variant_findings(profile: str, ladder_failures: str, seeds=(0, 1)) -> dict[str, verdicts.Verdict]:
+    """Findings 3.5-3.11, each by its notebook's rule (3.7 with one more seed, as its notebook);
+    `ladder_failures` says where the size ladder of the repetition grid fails (for 3.10)."""
     p = get_profile(profile)
     dense, experts = sweeps.moe_proxy(profile)
     dropout = f"dropout {sweeps.DROPOUT:g}"
@@ -74,20 +71,26 @@ def variant_findings(profile: str, seeds=(0, 1)) -> dict[str, verdicts.Verdict]:
         "3.7": vv.ul2_degrades_more(table(sweeps.objectives(profile, (*seeds, max(seeds) + 1)))),
         "3.8": vv.dropout_helps_most(table(sweeps.regularizer_grid(profile, seeds)), dropout),
         "3.9": vv.late_dropout_matches(table(late), runs.curves(late), sweeps.LATE_DROPOUT_STARTS, dropout),
-        "3.10": vv.dropout_needs_tuning(table(sweeps.dropout_across_sizes(profile, seeds)), p.grid),
+        "3.10": vv.dropout_needs_tuning(table(sweeps.dropout_across_sizes(profile, seeds)), p.grid, ladder_failures),
         "3.11": vv.moe_transfer(table(sweeps.moe_hparam_transfer(profile, seeds)), "dense", f"MoE {experts}"),
     }
 
 
 def scorecard(found: dict[str, verdicts.Verdict]) -> pd.DataFrame:
-    """The scorecard table from each finding's verdict."""
+    """The scorecard table from each finding's verdict, with its headline interval."""
     rows = []
     for finding, v in found.items():
-        claim, metric, paper_value = CLAIMS[finding]
-        rows.append({"finding": finding, "claim": claim, "metric": metric, "paper_value": paper_value,
-                     "our_value": round(v.effect, 4), "our_spread": round(v.spread, 4), "n_seeds": v.n_seeds,
-                     "verdict": v.verdict})
+        claim, metric = CLAIMS[finding]
+        rows.append({"finding": finding, "claim": claim, "metric": metric, "paper_value": paper.summary(finding),
+                     "estimate": round(v.effect, 4), "low": round(v.low, 4), "high": round(v.high, 4),
+                     "detectable": round(v.detectable, 4), "n_seeds": v.n_seeds, "verdict": v.verdict,
+                     "reason": v.reason})
     return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def counts(table: pd.DataFrame) -> pd.Series:
+    """How many findings got each of the five labels."""
+    return table.verdict.value_counts().reindex(list(verdicts.LABELS), fill_value=0).rename("findings")
 
 
 def main(argv: list[str] | None = None) -> None:
