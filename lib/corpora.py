@@ -40,7 +40,7 @@ class CorpusError(ValueError):
 
 
 @dataclass(frozen=True)
-class HubSource:
+class DatasetSource:
     """Where `datasets` streams a corpus from: a Hub dataset and config, or a builder ("json",
     "parquet") over local `data_files` (the same code path, offline)."""
 
@@ -67,8 +67,8 @@ class HubSource:
 
 
 HUB_CORPORA = {
-    "c4": HubSource("allenai/c4", "en"),
-    "wikipedia-hub": HubSource("wikimedia/wikipedia", "20231101.en"),
+    "c4": DatasetSource("allenai/c4", "en"),
+    "wikipedia-hub": DatasetSource("wikimedia/wikipedia", "20231101.en"),
 }
 
 
@@ -149,7 +149,7 @@ def _load_local(name: str, max_docs: int | None, root: Path) -> Corpus:
         hasher.update(shard.name.encode())
         hasher.update(hashlib.sha256(shard.read_bytes()).digest())
     fingerprint = hasher.hexdigest()[:16]
-    local = HubSource("json", data_files=tuple(str(s) for s in shards))
+    local = DatasetSource("json", data_files=tuple(str(s) for s in shards))
     if max_docs is None:
         docs = local.load(streaming=False).select_columns(["text"])
     else:
@@ -216,7 +216,7 @@ def _open_text(shard: Path):
 
 
 def prepare(out: Path, docs: int = PREPARE_DOCS, resume: bool = False,
-            sources: dict[str, HubSource] = HUB_CORPORA, docs_per_shard: int = DOCS_PER_SHARD,
+            sources: dict[str, DatasetSource] = HUB_CORPORA, docs_per_shard: int = DOCS_PER_SHARD,
             progress: bool = True) -> dict[str, int]:
     """Write the first `docs` documents of each source as `out/<name>/train-NNNNN.jsonl.gz`.
 
@@ -235,7 +235,7 @@ def prepare(out: Path, docs: int = PREPARE_DOCS, resume: bool = False,
             for name, source in sources.items()}
 
 
-def _prepare_one(name: str, source: HubSource, folder: Path, docs: int, docs_per_shard: int,
+def _prepare_one(name: str, source: DatasetSource, folder: Path, docs: int, docs_per_shard: int,
                  progress: bool) -> int:
     from tqdm.auto import tqdm
 
@@ -258,7 +258,7 @@ def _prepare_one(name: str, source: HubSource, folder: Path, docs: int, docs_per
     return done
 
 
-def _document(row: dict, source: HubSource) -> dict:
+def _document(row: dict, source: DatasetSource) -> dict:
     text = f"{row['title']}\n\n{row['text']}" if row.get("title") else row["text"]
     return {"text": text, "source": f"{source.label}:{row.get('url') or row.get('id') or ''}"}
 

@@ -21,8 +21,8 @@ def sources(tmp_path):
                                       "timestamp": "2019"}) + "\n" for i in range(23)))
     wiki.write_text("".join(json.dumps({"id": str(i), "title": f"Article {i}", "text": f"Article {i} is a topic.",
                                         "url": f"https://en.wikipedia.org/wiki?curid={i}"}) + "\n" for i in range(9)))
-    return {"c4": corpora.HubSource("json", data_files=(str(c4),)),
-            "wikipedia-hub": corpora.HubSource("json", data_files=(str(wiki),))}
+    return {"c4": corpora.DatasetSource("json", data_files=(str(c4),)),
+            "wikipedia-hub": corpora.DatasetSource("json", data_files=(str(wiki),))}
 
 
 def _shards(folder):
