@@ -21,7 +21,7 @@ from lib.tokenizer import NUM_SENTINELS
 GPU_PEAK_FLOPS = {"H100 SXM": 989e12, "A100": 312e12}  # dense bf16 tensor-core peaks (vendor datasheets)
 DEFAULT_UTILISATION = 0.4  # an assumed model-FLOPs utilisation, typical of well-tuned training
 BENCH_PROFILE = "cpu"  # the profile whose presets `lib.bench` measures unless bench.json says otherwise
-# PAPER.md 2.5: the paper's cost of one Dense-XL run (transcribed, ≈ $7.4K) and the 6 N D arithmetic.
+# The paper's cost of one Dense-XL run (as transcribed from the paper) and the 6 N D arithmetic.
 PAPER_XL = {"usd": 7400.0, "six_n_d_flops": 5.9e20}
 
 
@@ -101,7 +101,7 @@ def profile_table(gpus=tuple(GPU_PEAK_FLOPS), utilisation: float = DEFAULT_UTILI
 
 
 def paper_comparison(gpu: str = "H100 SXM", utilisation: float = DEFAULT_UTILISATION) -> pd.DataFrame:
-    """The paper profile's XL at 2^35 tokens beside the paper's reported cost (PAPER.md 2.5)."""
+    """The paper profile's XL at 2^35 tokens beside the paper's reported cost."""
     cfg = get_profile("paper").config("XL")
     cost = model_cost(cfg)
     hours = gpu_seconds(cost["train_flops"], gpu, utilisation) / 3600

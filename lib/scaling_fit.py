@@ -1,4 +1,4 @@
-"""Muennighoff et al.'s data-constrained scaling law, fitted to our runs (PAPER.md 5a, 6.12).
+"""Muennighoff et al.'s data-constrained scaling law (their 2023 paper), fitted to our runs.
 
     L(U, D) = E + B / D'^beta,   D' = min(D, U) + U R* (1 - exp(-R / R*)),   R = max(D / U - 1, 0)
 
@@ -16,8 +16,9 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.colors import LogNorm
 
-MUENNIGHOFF_R_STAR = 15.387756  # R*_D of Muennighoff et al. 2023 (datablations README; paper: 15.4)
-NEARLY_FREE = 0.01  # "nearly free": within 1 % of the loss on T unique tokens (PAPER.md 6.12)
+from lib.paper import MUENNIGHOFF_R_STAR
+
+NEARLY_FREE = 0.01  # "nearly free": within 1 % of the loss on T unique tokens (the reproduction's rule)
 R_STAR_BOUNDS = (0.05, 2000.0)
 BETA_BOUNDS = (0.01, 3.0)
 CELL = ["size", "unique_tokens", "total_tokens"]  # one run design; its seeds are replicates
@@ -222,7 +223,7 @@ def _size_sentence(row) -> str:
             f"{row.its_excess:+.1%}" if pd.notna(row.first_costly_epochs) else
             f"the data: every tested count within 1 % (up to {row.nearly_free_epochs:g})")
     return (f"- **{row['size']}**: R* = {row.r_star:.3g} (90 % interval {row.r_star_low:.3g}–{row.r_star_high:.3g}), "
-            f"{ratio:.2g} times Muennighoff et al.'s 15.4; nearly free epochs at T: fit {free_fit}, {data}.")
+            f"{ratio:.2g} times Muennighoff et al.'s {MUENNIGHOFF_R_STAR:.1f}; nearly free epochs at T: fit {free_fit}, {data}.")
 
 
 def conclusions(result: pd.DataFrame, excess: pd.DataFrame, total_tokens: int,
@@ -236,7 +237,7 @@ def conclusions(result: pd.DataFrame, excess: pd.DataFrame, total_tokens: int,
                                    "cannot separate R* from the other parameters (see the notes above).")
     below = ok[ok.r_star_high < MUENNIGHOFF_R_STAR]["size"].tolist()
     overall = (
-        f"**Overall.** {len(below)} of {len(ok)} identifiable sizes have an R* interval entirely below 15.4"
+        f"**Overall.** {len(below)} of {len(ok)} identifiable sizes have an R* interval entirely below {MUENNIGHOFF_R_STAR:.1f}"
         + (f" ({', '.join(below)})" if below else "") + "; "
         + f"R* is {'smallest' if len(ok) > 1 else 'fitted'} for {ok.loc[ok.r_star.idxmin(), 'size']}. "
         + f"The fitted nearly-free range spans {ok.nearly_free_fit.min():.1f}–{ok.nearly_free_fit.max():.1f} epochs "
@@ -293,7 +294,7 @@ def plot_r_star(fits: dict[str, Fit], intervals: pd.DataFrame):
     fig, ax = plt.subplots(figsize=(4.6, 3.4))
     ax.errorbar(table["size"], table.r_star, yerr=[table.r_star - table.r_star_low, table.r_star_high - table.r_star],
                 fmt="o", capsize=4, color="C0", label="ours (bootstrap interval)")
-    ax.axhline(MUENNIGHOFF_R_STAR, color="grey", ls="--", lw=1, label="Muennighoff et al. (15.4)")
+    ax.axhline(MUENNIGHOFF_R_STAR, color="grey", ls="--", lw=1, label=f"Muennighoff et al. ({MUENNIGHOFF_R_STAR:.1f})")
     ax.set(yscale="log", xlabel="model size", ylabel="R* (repeats)")
     low, high = ax.get_ylim()
     ticks = [t for t in (1, 2, 5, 10, MUENNIGHOFF_R_STAR, 20, 50, 100, 200, 500, 1000) if low <= t <= high]

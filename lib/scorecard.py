@@ -8,9 +8,9 @@ import argparse
 
 import pandas as pd
 
-from lib import paper, runs, sweeps, verdicts
+from lib import downstream, finetune, paper, runs, sweeps, verdicts
 from lib import variant_verdicts as vv
-from lib.paths import cache_root
+from lib.paths import cache_root, repo_root
 from lib.profiles import get_profile
 
 CLAIMS = {  # finding -> (claim, what our headline contrast measures)
@@ -31,6 +31,8 @@ CLAIMS = {  # finding -> (claim, what our headline contrast measures)
     "3.11": ("Tune dropout on a cheap MoE, transfer to the dense model", "dense val loss at the proxy's best rate "
              "minus at its own best"),
 }
+# The first rules' output on the committed cpu runs, computed by running lib at commit 840cf60.
+VERSION_1 = repo_root() / "book" / "verdicts_v1.csv"
 COLUMNS = ["finding", "claim", "metric", "paper_value", "estimate", "low", "high", "detectable", "n_seeds", "verdict",
            "reason"]
 
@@ -74,6 +76,26 @@ def variant_findings(profile: str, ladder_failures: str, seeds=(0, 1)) -> dict[s
         "3.10": vv.dropout_needs_tuning(table(sweeps.dropout_across_sizes(profile, seeds)), p.grid, ladder_failures),
         "3.11": vv.moe_transfer(table(sweeps.moe_hparam_transfer(profile, seeds)), "dense", f"MoE {experts}"),
     }
+
+
+def downstream_verdicts(profile: str = "cpu", seeds=(0, 1)) -> dict[str, verdicts.Verdict]:
+    """The downstream probe's three verdicts from cached probes (chapter 13's rules and grids)."""
+    p = get_profile(profile)
+
+    def probes(cfgs):
+        return finetune.probe_table(cfgs, allow_train=False, progress=False)
+
+    return {"3.2 downstream": downstream.repetition_hurts_downstream(probes(sweeps.repetition_grid(profile, seeds)), p.grid),
+            "3.4 downstream": downstream.quality_does_not_protect_downstream(probes(sweeps.quality(profile, seeds))),
+            "3.7 downstream": downstream.ul2_hurts_more_downstream(
+                probes(sweeps.objectives(profile, (*seeds, max(seeds) + 1))))}
+
+
+def versions(found: dict[str, verdicts.Verdict]) -> pd.DataFrame:
+    """Each finding's verdict under the first rules (the record in `VERSION_1`) beside the current one."""
+    old = pd.read_csv(VERSION_1, dtype=str).set_index("finding")["verdict_v1"]
+    new = pd.Series({finding: v.verdict for finding, v in found.items()}, name="verdict now")
+    return pd.DataFrame({"verdict under version 1": old, "verdict now": new})
 
 
 def scorecard(found: dict[str, verdicts.Verdict]) -> pd.DataFrame:

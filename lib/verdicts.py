@@ -200,10 +200,13 @@ def mean_spread(table: pd.DataFrame, by: list[str], metrics: list[str]) -> pd.Da
     return out
 
 
-def intervals_table(estimates: dict[str, Estimate]) -> pd.DataFrame:
-    """One row per tested contrast: estimate, 95 % interval, degrees of freedom, detectable effect."""
+def interval_table(verdict: Verdict) -> pd.DataFrame:
+    """One row per contrast a verdict tested: estimate, 95 % interval, degrees of freedom and the
+    smallest effect detectable with 80 % power."""
+    estimates = verdict.details.get("estimates") or ({"headline": verdict.estimate} if verdict.estimate else {})
     return pd.DataFrame([{"contrast": name, "estimate": e.estimate, "low": e.low, "high": e.high, "df": e.df,
-                          "detectable": e.detectable} for name, e in estimates.items()]).set_index("contrast")
+                          "detectable": e.detectable} for name, e in estimates.items()],
+                        columns=["contrast", "estimate", "low", "high", "df", "detectable"]).set_index("contrast")
 
 
 # --- 3.1 -----------------------------------------------------------------------------------------

@@ -80,4 +80,4 @@ def test_every_profile_and_the_paper_xl():
     assert xl.total_tokens == 2**35 and xl.cpu_basis.startswith("extrapolated")
     comparison = cost.paper_comparison().set_index("quantity")
     six_n_d = comparison.loc["training FLOPs, 6 N D"]
-    assert six_n_d.ours == pytest.approx(six_n_d.paper, rel=0.05)  # PAPER.md's arithmetic, from our count
+    assert six_n_d.ours == pytest.approx(six_n_d.paper, rel=0.05)  # the 6 N D arithmetic, from our count

@@ -169,6 +169,7 @@ def _probe_rows(by: str, rises: dict[str, float], epochs=(1, 256), seeds=(0, 1),
             for seed in seeds:
                 loss = 5.0 + (change if e == max(epochs) else 0.0) + noise * (seed - 0.5)
                 rows.append({"size": "S", "corpus": "web", "objective": "span", by: group, "epochs": e, "seed": seed,
+                             "unique_tokens": 2**20 // e,
                              "exact_match": 10.0, "f1": 20.0, "test_loss": loss, "scratch_test_loss": 6.0})
     return pd.DataFrame(rows)
 
@@ -177,9 +178,10 @@ def test_downstream_verdicts_follow_their_rules():
     from lib import downstream
     assert downstream.repetition_hurts_downstream(_probe_rows("size", {"A": 0.5, "B": 0.6}), ["A", "B"]).verdict == "reproduced"
     assert downstream.repetition_hurts_downstream(_probe_rows("size", {"A": 0.0, "B": 0.6}), ["A", "B"]).verdict == "partly reproduced"
-    assert downstream.repetition_hurts_downstream(_probe_rows("size", {"A": 0.0, "B": -0.2}), ["A", "B"]).verdict == "not reproduced"
+    assert downstream.repetition_hurts_downstream(_probe_rows("size", {"A": 0.0, "B": -0.2}), ["A", "B"]).verdict == "inconclusive"
+    assert downstream.repetition_hurts_downstream(_probe_rows("size", {"A": -0.2, "B": -0.2}), ["A", "B"]).verdict == "not reproduced"
     assert downstream.quality_does_not_protect_downstream(_probe_rows("corpus", {"web": 0.5, "wikipedia": 0.4})).verdict == "reproduced"
-    assert downstream.quality_does_not_protect_downstream(_probe_rows("corpus", {"web": 0.5, "wikipedia": 0.0})).verdict == "not reproduced"
+    assert downstream.quality_does_not_protect_downstream(_probe_rows("corpus", {"web": 0.5, "wikipedia": -0.2})).verdict == "not reproduced"
     assert downstream.ul2_hurts_more_downstream(_probe_rows("objective", {"span": 0.3, "ul2": 0.5})).verdict == "reproduced"
     assert downstream.ul2_hurts_more_downstream(_probe_rows("objective", {"span": 0.3, "ul2": 0.3})).verdict == "not reproduced"
     helps = downstream.pretraining_helps(_probe_rows("size", {"S": 0.5}))
@@ -187,6 +189,8 @@ def test_downstream_verdicts_follow_their_rules():
     assert "in 2 of 2 checkpoint cells" in downstream.pretraining_sentence(helps)
     useless = _probe_rows("size", {"S": 0.5}).assign(scratch_test_loss=5.0)  # scratch as good as pre-trained
     assert "mostly measures the fine-tuning" in downstream.pretraining_sentence(downstream.pretraining_helps(useless))
+    untestable = downstream.repetition_hurts_downstream(_probe_rows("size", {"A": 0.5}).assign(scratch_test_loss=5.0), ["A"])
+    assert untestable.verdict == "untestable at this scale" and "from scratch" in untestable.reason
 
 
 def test_beside_paper_puts_the_papers_numbers_on_matching_rows():

@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 from lib import scaling_fit as sf
+from lib.paper import MUENNIGHOFF_R_STAR as R_STAR
 
 T = 2**21
 EPOCHS = (1, 4, 16, 64, 256)
@@ -28,14 +29,14 @@ def synthetic_curves(r_star: float, seeds=(0, 1, 2), noise: float = 0.004, E: fl
 
 
 def test_effective_data_limits():
-    assert sf.effective_data(100, 50, 15.4) == 50  # less than one epoch: all tokens are unique
-    assert sf.effective_data(100, 100, 15.4) == 100
+    assert sf.effective_data(100, 50, R_STAR) == 50  # less than one epoch: all tokens are unique
+    assert sf.effective_data(100, 100, R_STAR) == 100
     assert sf.effective_data(100, 200, 1e9) == pytest.approx(200)  # R* -> inf: repeats count fully
-    assert sf.effective_data(100, 1e6, 15.4) == pytest.approx(100 * (1 + 15.4))  # the ceiling U (1 + R*)
-    assert sf.effective_data(100, 200, 15.4) < 200
+    assert sf.effective_data(100, 1e6, R_STAR) == pytest.approx(100 * (1 + R_STAR))  # the ceiling U (1 + R*)
+    assert sf.effective_data(100, 200, R_STAR) < 200
 
 
-@pytest.mark.parametrize("r_star", [15.4, 5.0])
+@pytest.mark.parametrize("r_star", [R_STAR, 5.0])
 def test_fit_recovers_r_star(r_star):
     points = sf.fit_points(synthetic_curves(r_star))
     fit = sf.fit_sizes(points)["S"]
@@ -46,7 +47,7 @@ def test_fit_recovers_r_star(r_star):
     assert np.allclose(predicted.predicted, predicted.val_loss, atol=0.02)
 
 
-@pytest.mark.parametrize("r_star", [15.4, 5.0])
+@pytest.mark.parametrize("r_star", [R_STAR, 5.0])
 def test_bootstrap_interval_contains_truth(r_star):
     points = sf.fit_points(synthetic_curves(r_star))
     replicates = sf.bootstrap(points, n=60, seed=1)
@@ -67,7 +68,7 @@ def test_points_stop_at_the_lowest_loss():
 
 
 def test_nearly_free_epochs():
-    fit = sf.Fit(4.0, 40.0, 0.3, 15.4, 0.0, 0, True)
+    fit = sf.Fit(4.0, 40.0, 0.3, R_STAR, 0.0, 0, True)
     free = sf.nearly_free_epochs(fit, T, tolerance=0.01)
     assert 1 < free < 256
     assert fit.loss(T / free, T) / fit.loss(T, T) - 1 == pytest.approx(0.01, abs=1e-3)
