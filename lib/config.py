@@ -22,7 +22,7 @@ VARIANT_DEFAULTS = {
     "data": {"objective": "span"},
     "model": {"dropout_start": 0.0, "droppath": 0.0, "num_experts": 0, "capacity_factor": 1.25,
               "sparse_step": 2, "layer_repeats": 1},
-    "optim": {"label_smoothing": 0.0},
+    "optim": {"label_smoothing": 0.0, "optimizer": "adamw", "schedule": "cosine"},
 }
 # Numerics fields added for the cpu profile's version 2, likewise keyed only when set.
 NUMERICS_DEFAULTS = {"threads": 0, "kernels": "default"}
@@ -104,7 +104,8 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class OptimConfig:
-    """AdamW with linear warm-up and cosine decay, defined by total steps."""
+    """AdamW with linear warm-up and cosine decay, defined by total steps (or T5's Adafactor and
+    inverse-square-root schedule)."""
 
     lr: float = 2e-3
     batch_size: int = 32  # global batch in sequences, whatever the number of processes
@@ -115,6 +116,13 @@ class OptimConfig:
     beta1: float = 0.9
     beta2: float = 0.98
     grad_clip: float = 1.0
+    optimizer: str = "adamw"  # or "adafactor" (T5's: no momentum, updates scaled by parameter RMS)
+    schedule: str = "cosine"  # or "rsqrt": the peak for the warm-up steps, then 1 / sqrt(step)
+
+    def __post_init__(self):
+        if self.optimizer not in ("adamw", "adafactor") or self.schedule not in ("cosine", "rsqrt"):
+            raise ValueError(f"optimizer must be 'adamw' or 'adafactor' and schedule 'cosine' or 'rsqrt', "
+                             f"got {self.optimizer!r}, {self.schedule!r}")
 
 
 @dataclass(frozen=True)

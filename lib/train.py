@@ -56,9 +56,12 @@ def checkpoint_steps(total_steps: int) -> set[int]:
 
 
 def learning_rate(step: int, cfg: RunConfig) -> float:
-    """Linear warm-up, then cosine decay to final_lr_fraction of the peak, over the run's steps."""
+    """Linear warm-up, then cosine decay to final_lr_fraction of the peak, over the run's steps; or
+    (schedule "rsqrt", T5's) the peak for the warm-up steps, then decaying as 1 / sqrt(step)."""
     o, total = cfg.optim, cfg.steps
     warmup = max(1, round(total * o.warmup_fraction))
+    if o.schedule == "rsqrt":
+        return o.lr * min(1.0, math.sqrt(warmup / (step + 1)))
     if step < warmup:
         return o.lr * (step + 1) / warmup
     progress = (step - warmup) / max(1, total - warmup)
@@ -66,7 +69,14 @@ def learning_rate(step: int, cfg: RunConfig) -> float:
 
 
 def _optimizer(model, cfg: RunConfig) -> torch.optim.Optimizer:
-    """AdamW; weight decay (if any) on matrices only, not on norm scales."""
+    """AdamW, weight decay (if any) on matrices only, not on norm scales; or Adafactor as T5 trained
+    with it (no momentum, second-moment decay step^-0.8, updates clipped at RMS 1 and scaled by each
+    parameter's RMS; the learning rate comes from `learning_rate`)."""
+    if cfg.optim.optimizer == "adafactor":
+        from transformers.optimization import Adafactor
+        return Adafactor(model.parameters(), lr=cfg.optim.lr, eps=(1e-30, 1e-3), clip_threshold=1.0,
+                         decay_rate=-0.8, beta1=None, weight_decay=0.0, scale_parameter=True,
+                         relative_step=False, warmup_init=False)
     matrices = [p for p in model.parameters() if p.ndim >= 2]
     vectors = [p for p in model.parameters() if p.ndim < 2]
     groups = [{"params": matrices, "weight_decay": cfg.optim.weight_decay},
