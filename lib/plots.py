@@ -125,3 +125,24 @@ def lines(table: pd.DataFrame, x: str, metric: str = "val_loss", hue: str | None
     if title:
         ax.set_title(title)
     return fig
+
+
+def first_token_curves(curve_table: pd.DataFrame, references: pd.DataFrame, title: str | None = None):
+    """A span's first-token loss (needs the encoder) and later-token loss over training, per size,
+    with the unigram (dashed) and bigram (dotted) references on the same targets."""
+    data = curve_table[curve_table.tokens > 0].melt(
+        id_vars=["size", "tokens", "seed"], value_vars=["val_first_loss", "val_later_loss"],
+        var_name="target", value_name="loss").replace({"val_first_loss": "first token", "val_later_loss": "later tokens"})
+    grid = sns.relplot(data=data, x="tokens", y="loss", hue="size", col="target", kind="line", errorbar=("sd", 1),
+                       palette="viridis", height=3.4, aspect=1.2, marker="o", markersize=3)
+    grid.set(xscale="log")
+    grid.set_axis_labels(LABELS["tokens"], "validation loss on content tokens (nats)")
+    for target, ax in grid.axes_dict.items():
+        part = "first" if target == "first token" else "later"
+        for name, style in (("unigram", "--"), ("bigram", ":")):
+            level = references[f"{name}_{part}_loss"].mean()
+            ax.axhline(level, ls=style, color="grey", lw=1)
+            ax.text(ax.get_xlim()[0], level, f" {name}", va="bottom", color="grey", fontsize=8)
+    if title:
+        grid.figure.suptitle(title, y=1.03)
+    return grid

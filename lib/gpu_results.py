@@ -1,0 +1,110 @@
+"""What the `gpu` profile's windows returned: their runs, what the models learned, and findings 3.1
+and 3.2 judged on whatever cells have landed (a window trains cells in priority order, so the grid
+can be partial; each verdict names the cells it used).
+"""
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+
+from lib import runs, verdicts
+from lib.config import RunConfig
+from lib.paths import cache_root
+from lib.profiles import get_profile
+from lib.recipes import FIRST_TOKEN_BAR
+
+PROFILE = "gpu"
+SWEEP_COMMAND = ("python -m lib.pack build --profile gpu   # here, where the corpora are\n"
+                 "tools/gpu_sweep.sh                      # on the GPU machine, with the pack sent along\n"
+                 "python -m lib.gpu_window import OUT     # here, with what came back")
+DIAGNOSTICS = ["val_loss", "val_content_loss", "val_first_loss", "val_later_loss", "val_encoder_use"]
+
+
+def cached_configs(profile: str = PROFILE) -> list[RunConfig]:
+    return [RunConfig.from_dict(r["config"]) for _, r in runs.cached_results() if r["config"]["profile"] == profile]
+
+
+def table(profile: str = PROFILE) -> pd.DataFrame:
+    """One row per cached run of the profile (empty if it has not run)."""
+    rows = [runs.flatten(r) for _, r in runs.cached_results() if r["config"]["profile"] == profile]
+    return pd.DataFrame(rows)
+
+
+def status(results: pd.DataFrame) -> str:
+    """Markdown: what has run, on what, or the command to run it."""
+    if results.empty:
+        return ("The `gpu` profile has not been run yet. One GPU window runs it:\n\n```bash\n"
+                f"{SWEEP_COMMAND}\n```")
+    cells = results.groupby(["size", "epochs"]).seed.nunique().unstack("epochs").fillna(0).astype(int)
+    p = get_profile(PROFILE)
+    return (f"{len(results)} `gpu` runs on the `web` corpus (the same data and tokenizer as the `cpu` profile), "
+            f"T = 2^{p.total_tokens.bit_length() - 1} tokens, batch {p.batch_size} × {p.input_length} inputs, bf16. "
+            "Seeds per cell (rows: size, columns: epochs):\n\n" + cells.to_markdown())
+
+
+def diagnostics(results: pd.DataFrame) -> pd.DataFrame:
+    """Per size and epochs: the diagnostics (mean ± seed sd) beside the references on the same targets."""
+    table = verdicts.mean_spread(results, ["size", "epochs"], DIAGNOSTICS)
+    refs = results.groupby(["size", "epochs"], sort=False)[["unigram_first_loss", "unigram_content_loss",
+                                                            "bigram_content_loss"]].mean().round(3)
+    return table.join(refs).sort_index(level=["epochs", "size"])
+
+
+def encoder_in_use(results: pd.DataFrame) -> pd.DataFrame:
+    """At 1 epoch: how far each size's first-token loss is under unigram, against the bar."""
+    one = results[results.epochs == 1]
+    order = [s for s in get_profile(PROFILE).sizes if s in set(one["size"])]
+    gap = (one.unigram_first_loss - one.val_first_loss).groupby(one["size"]).mean().reindex(order)
+    swap = one.groupby("size").val_encoder_use.mean().reindex(order)
+    return pd.DataFrame({"first token under unigram": gap, "encoder swap cost": swap,
+                         f"uses its encoder (both ≥ {FIRST_TOKEN_BAR})": (gap >= FIRST_TOKEN_BAR) & (swap >= FIRST_TOKEN_BAR)})
+
+
+def one_epoch_curves() -> pd.DataFrame:
+    """The evaluation curves of the 1-epoch runs (for the first-token figure)."""
+    return runs.curves([c for c in cached_configs() if c.data.epochs == 1])
+
+
+def checks() -> pd.DataFrame:
+    """Each GPU window's check (tools/gpu_check.sh): speed of one reduced run, plainly and through
+    accelerate launch, against the bf16 matmul peak measured in the same process."""
+    rows = []
+    for path in sorted((cache_root() / "gpu_window").glob("*/gpu_check.json")):
+        report = json.loads(path.read_text())
+        for how, run in report["runs"].items():
+            rows.append({"window": path.parent.name, "launched": how, "device": run["device"],
+                         "input tokens/s": run["tokens_per_second"], "TFLOP/s": run["train_flops_per_second"] / 1e12,
+                         "bf16 peak TFLOP/s": run["bf16_matmul_peak_flops"] / 1e12,
+                         "fraction of peak": run["fraction_of_bf16_peak"], "val loss": run["val_loss"]})
+    return pd.DataFrame(rows)
+
+
+def sizes_with(results: pd.DataFrame, epochs: list[int], min_seeds: int = 1) -> list[str]:
+    """The profile's sizes (in order) that have every one of these epochs with at least min_seeds seeds."""
+    counts = results.groupby(["size", "epochs"]).seed.nunique()
+    return [s for s in get_profile(PROFILE).sizes if all(counts.get((s, e), 0) >= min_seeds for e in epochs)]
+
+
+def ladder_verdict(results: pd.DataFrame) -> verdicts.Verdict | None:
+    """Finding 3.1 on the sizes with 1-epoch runs, from their curves (None before any have landed)."""
+    sizes = sizes_with(results, [1])
+    if len(sizes) < 2:
+        return None
+    one = results[(results.epochs == 1) & results["size"].isin(sizes)]
+    cfgs = [c for c in cached_configs() if c.data.epochs == 1 and c.model.name in sizes]
+    cross = verdicts.ladder_crossovers(one, runs.curves(cfgs), sizes)
+    return verdicts.tokens_grow_with_params(cross, verdicts.n_seeds(one))
+
+
+def repetition_verdict(results: pd.DataFrame) -> verdicts.Verdict | None:
+    """Finding 3.2 on the sizes that have 1 epoch, the most repetition and a quarter of it."""
+    epochs = sorted(results.epochs.unique())
+    most = int(epochs[-1]) if epochs else 1
+    sizes, quarter = sizes_with(results, [1, most]), sizes_with(results, [most // 4])
+    while len(sizes) >= 2 and sizes[-2] not in quarter:  # rule (c) compares the largest with the next on 4U
+        sizes = sizes[:-1]
+    if len(sizes) < 2:
+        return None
+    used = results[results["size"].isin(sizes) & results.epochs.isin([1, most // 4, most])]
+    return verdicts.repetition_degrades(used, sizes)
