@@ -34,6 +34,7 @@ from lib import ledger, runs, sweeps
 from lib.config import RunConfig
 from lib.corpora import load_corpus
 from lib.models import build_model, meta_parameter_counts
+from lib.numerics import cpu_facts, matmul_peak_flops
 from lib.paths import bench_path, cache_root, repo_root
 from lib.peer import span_corrupted, trainer_tokens_per_s
 from lib.profiles import get_profile
@@ -54,18 +55,17 @@ def _autocast(dtype: str):
     return torch.autocast("cpu", dtype=torch.bfloat16) if dtype == "bf16" else contextlib.nullcontext()
 
 
-def matmul_gflops(dtype: str, sizes=(512, 1024, 2048), repeats: int = 10) -> float:
-    """Peak GFLOP/s of square matmuls (best over sizes), on tensors of that dtype."""
-    best = 0.0
-    for n in sizes:
-        a, b = (torch.randn(n, n, dtype=torch.bfloat16 if dtype == "bf16" else torch.float32) for _ in range(2))
-        for _ in range(2):
-            a @ b
-        start = time.perf_counter()
-        for _ in range(repeats):
-            a @ b
-        best = max(best, 2 * n**3 * repeats / (time.perf_counter() - start) / 1e9)
-    return best
+def matmul_gflops(dtype: str, repeats: int = 10) -> float:
+    """Peak GFLOP/s of square CPU matmuls (best over sizes), on tensors of that dtype."""
+    return matmul_peak_flops(torch.device("cpu"), torch.bfloat16 if dtype == "bf16" else torch.float32, repeats) / 1e9
+
+
+def bf16_sentence(facts: dict, peak: dict) -> str:
+    """Whether this CPU computes bf16 natively, in words, with the measured matmul peaks."""
+    native = "computes bf16 natively (AVX-512 BF16 or AMX)" if facts["native_bf16"] else (
+        "has no native bf16 (no AVX-512 BF16 or AMX): bf16 is emulated and far slower than fp32 here")
+    return (f"{facts['cpu_model']} {native}; square-matmul peak {peak['fp32']:.0f} GFLOP/s in fp32 and "
+            f"{peak['bf16']:.0f} in bf16, with ATen's {facts['aten_capability']} kernels.")
 
 
 def _bench_config(profile: str, size: str) -> tuple[RunConfig, int]:
@@ -265,8 +265,9 @@ def measure(part: str, profile: str, quick: bool, seeds) -> dict:
     steps, first = (3, 1) if quick else (20, None)
     if part == "matmul":
         peak = {dtype: matmul_gflops(dtype, repeats=3 if quick else 10) for dtype in ("fp32", "bf16")}
-        print(f"matmul peak: {peak}")
-        return {"matmul_gflops": peak}
+        facts = cpu_facts()
+        print(bf16_sentence(facts, peak))
+        return {"matmul_gflops": peak, "cpu": facts, "bf16_native": bf16_sentence(facts, peak)}
     if part == "train":
         rows = [train_throughput(profile, size, dtype, steps) for size in get_profile(profile).sizes
                 for dtype in ("fp32", "bf16")]
