@@ -81,3 +81,33 @@ def study_table(cfgs: list[RunConfig]) -> pd.DataFrame:
                      "unigram content": ref["unigram_content_loss"], "encoder use": final["val_encoder_use"],
                      "tokens to bar": tokens_to_bar(result), "minutes": meta["wall_seconds"] / 60})
     return pd.DataFrame(rows)
+
+
+def study_summary(table: pd.DataFrame) -> str:
+    """Markdown: which recipes reached the bar, and how many runs have landed."""
+    if table.empty:
+        return ("No recipe run has landed yet: `python -m lib.recipes` trains them (two processes of one "
+                "thread each, resumable).")
+    reached = table.dropna(subset=["tokens to bar"])
+    best = table.loc[table["first-token loss"].sub(table["unigram first"]).idxmin()]
+    return (f"{len(table)} of {len(RECIPES)} recipes have run at T = 2^{STUDY_TOKENS.bit_length() - 1} tokens. "
+            f"{len(reached)} brought a span's first-token loss {FIRST_TOKEN_BAR} nats under the unigram model's"
+            + (f" (first: {reached.sort_values('tokens to bar').iloc[0]['recipe']})" if len(reached) else "")
+            + f". Closest: **{best['recipe']}**, first-token loss {best['first-token loss']:.3f} against unigram "
+            f"{best['unigram first']:.3f}, encoder swap {best['encoder use']:+.3f} nats.")
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Train the missing runs of the recipe study and print its table.")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--parallel", type=int, default=2, help="processes side by side (one thread each)")
+    args = parser.parse_args(argv)
+    cfgs = study(tuple(args.seeds))
+    runs.run_sweep(cfgs, allow_train=True, parallel=args.parallel)
+    print(study_table(cfgs).round(3).to_string(index=False))
+
+
+if __name__ == "__main__":
+    main()
