@@ -82,6 +82,8 @@ def checks() -> pd.DataFrame:
 
 def sizes_with(results: pd.DataFrame, epochs: list[int], min_seeds: int = 1) -> list[str]:
     """The profile's sizes (in order) that have every one of these epochs with at least min_seeds seeds."""
+    if results.empty:
+        return []
     counts = results.groupby(["size", "epochs"]).seed.nunique()
     return [s for s in get_profile(PROFILE).sizes if all(counts.get((s, e), 0) >= min_seeds for e in epochs)]
 
@@ -108,3 +110,23 @@ def repetition_verdict(results: pd.DataFrame) -> verdicts.Verdict | None:
         return None
     used = results[results["size"].isin(sizes) & results.epochs.isin([1, most // 4, most])]
     return verdicts.repetition_degrades(used, sizes)
+
+
+def verdicts_found(results: pd.DataFrame) -> dict[str, verdicts.Verdict]:
+    """Findings 3.1 and 3.2 on the profile's runs, for those with enough cells."""
+    found = {"3.1": ladder_verdict(results), "3.2": repetition_verdict(results)} if not results.empty else {}
+    return {finding: v for finding, v in found.items() if v is not None}
+
+
+def chapter_summary(results: pd.DataFrame, finding: str) -> str:
+    """Markdown for a finding's chapter: its verdict at the gpu profile and whether those models used
+    their encoder, or the command that runs the profile."""
+    verdict = verdicts_found(results).get(finding)
+    if verdict is None:
+        return status(results)
+    use = encoder_in_use(results)
+    return (verdict._repr_markdown_() + "\n\n*What these models learned:* at 1 epoch their first-token loss is "
+            + ", ".join(f"{size} {row.iloc[0]:.3f}" for size, row in use.iterrows())
+            + f" nats under the unigram model's (the bar is {FIRST_TOKEN_BAR}), and swapping the encoder input costs "
+            + ", ".join(f"{row.iloc[1]:+.3f}" for _, row in use.iterrows())
+            + " nats. The chapter *One GPU window* has the design, the diagnostics and the speed.")

@@ -8,7 +8,7 @@ import argparse
 
 import pandas as pd
 
-from lib import downstream, finetune, paper, runs, sweeps, verdicts
+from lib import downstream, finetune, gpu_results, paper, runs, sweeps, verdicts
 from lib import variant_verdicts as vv
 from lib.paths import cache_root, repo_root
 from lib.profiles import get_profile
@@ -89,6 +89,11 @@ def downstream_verdicts(profile: str = "cpu", seeds=(0, 1)) -> dict[str, verdict
             "3.4 downstream": downstream.quality_does_not_protect_downstream(probes(sweeps.quality(profile, seeds))),
             "3.7 downstream": downstream.ul2_hurts_more_downstream(
                 probes(sweeps.objectives(profile, (*seeds, max(seeds) + 1))))}
+
+
+def gpu_findings() -> dict[str, verdicts.Verdict]:
+    """Findings 3.1 and 3.2 on the `gpu` profile's runs, where a GPU window has returned them."""
+    return gpu_results.verdicts_found(gpu_results.table())
 
 
 def versions(found: dict[str, verdicts.Verdict]) -> pd.DataFrame:
