@@ -13,6 +13,7 @@ import math
 
 import pandas as pd
 
+from lib import paper
 from lib.config import RunConfig
 from lib.models import meta_parameter_counts, run_flops_per_input_token
 from lib.profiles import PROFILES, get_profile
@@ -21,8 +22,7 @@ from lib.tokenizer import NUM_SENTINELS
 GPU_PEAK_FLOPS = {"H100 SXM": 989e12, "A100": 312e12}  # dense bf16 tensor-core peaks (vendor datasheets)
 DEFAULT_UTILISATION = 0.4  # an assumed model-FLOPs utilisation, typical of well-tuned training
 BENCH_PROFILE = "cpu"  # the profile whose presets `lib.bench` measures unless bench.json says otherwise
-# The paper's cost of one Dense-XL run (as transcribed from the paper) and the 6 N D arithmetic.
-PAPER_XL = {"usd": 7400.0, "six_n_d_flops": 5.9e20}
+PAPER_XL = paper.DENSE_XL_RUN  # the paper's cost of one Dense-XL run and the 6 N D arithmetic
 
 
 def total_vocab(cfg: RunConfig) -> int:

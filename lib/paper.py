@@ -32,6 +32,7 @@ MOE_PAIRS = pd.DataFrame([  # finding 3.6: MoE and dense models of similar param
     {"moe": "MoE-Large", "moe_params": 2.4e9, "dense": "Dense-XL", "dense_params": 2.8e9, "flops_ratio": 0.32},
 ])
 DENSE_XL_SWEEP_USD = 37000  # finding 3.11: five Dense-XL tuning runs
+DENSE_XL_RUN = {"usd": 7400.0, "six_n_d_flops": 5.9e20}  # one Dense-XL run: its cost and 6 N D at 2^35 tokens
 MOE_SWEEP_COST_RATIO = 0.48  # finding 3.11: MoE-Large sweep plus one Dense-XL run, over a Dense-XL sweep
 
 MUENNIGHOFF_R_STAR = 15.387756  # R*_D of Muennighoff et al. 2023 (datablations README)

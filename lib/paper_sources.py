@@ -76,6 +76,11 @@ SOURCES = (
                ("reported", "Five T5-XL (2.8B) runs, one per dropout rate, in US dollars."),
                ("assumed", "Cloud TPU prices: about 7.4K US dollars per Dense-XL run, times five."),
            )),
+    Source("DENSE_XL_RUN", "Cost of one dense T5-XL run", "the paper's Section 5 (its costs), our arithmetic",
+           "reported", (
+               ("reported", "About 7.4K US dollars per Dense-XL run."),
+               ("assumed", "6 N D for T5-XL (2.85B parameters) at 2^35 tokens is about 5.9e20 FLOPs."),
+           )),
     Source("MOE_SWEEP_COST_RATIO", "Cost of tuning dropout on a mixture of experts",
            "the paper's Section 5, finding 3.11", "reported", (
                ("reported", "An MoE-Large dropout sweep (about 10.6K US dollars) plus one Dense-XL run "
