@@ -104,4 +104,4 @@ SOURCES = (
 def numbers() -> list[str]:
     """The names of the numbers and tables `lib.paper` holds."""
     return [name for name, value in vars(paper).items()
-            if name.isupper() and isinstance(value, (pd.DataFrame, float, int, tuple))]
+            if name.isupper() and isinstance(value, (pd.DataFrame, float, int, tuple, dict))]
