@@ -130,3 +130,13 @@ def chapter_summary(results: pd.DataFrame, finding: str) -> str:
             + f" nats under the unigram model's (the bar is {FIRST_TOKEN_BAR}), and swapping the encoder input costs "
             + ", ".join(f"{row.iloc[1]:+.3f}" for _, row in use.iterrows())
             + " nats. The chapter *One GPU window* has the design, the diagnostics and the speed.")
+
+
+def timing(results: pd.DataFrame) -> pd.DataFrame:
+    """Per run: training FLOPs, wall-clock seconds and throughput, from which the window driver
+    (`lib.gpu_window`) estimates the next cells (their FLOPs over the FLOP rate measured so far)."""
+    cols = {"size": "size", "epochs": "epochs", "seed": "seed", "train_flops": "FLOPs", "wall_seconds": "wall s",
+            "tokens_per_second": "input tokens/s"}
+    out = results[list(cols)].rename(columns=cols)
+    out["TFLOP/s"] = results.train_flops / results.train_seconds / 1e12
+    return out.sort_values(["epochs", "size", "seed"]).reset_index(drop=True)
