@@ -12,8 +12,9 @@ $(STAMP): requirements.txt pyproject.toml
 	touch $(STAMP)
 
 # Executes the notebooks from the committed cpu results; trains nothing unless REPEAT_ALLOW_TRAIN=1.
+# REPEAT_QUIET=1 keeps progress bars and dataset logs out of the pages (lib.quiet).
 book: $(STAMP)
-	timeout 900 $(VENV)/bin/jupyter-book build . -W -n --keep-going
+	REPEAT_QUIET=1 timeout 900 $(VENV)/bin/jupyter-book build . -W -n --keep-going
 	@echo "book: file://$(CURDIR)/_build/html/index.html"
 
 # Unit and end-to-end tests of lib (temporary cache), every notebook at the smoke profile

@@ -19,9 +19,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
-from lib import squad_score, title_task
+from lib import quiet, squad_score, title_task
 from lib.config import RunConfig
 from lib.models import build_model, set_dropout
 from lib.objectives import IGNORE_INDEX
@@ -139,8 +138,8 @@ def _finetune_and_score(cfg: RunConfig, ft: FinetuneConfig, pretrained: bool, pr
     autocast = torch.autocast("cpu", dtype=torch.bfloat16) if cfg.precision == "bf16" else contextlib.nullcontext()
     model.train()
     losses = []
-    for rows in tqdm(_batches(len(train_x), ft.batch_size, ft.steps, cfg.seed), desc="fine-tuning",
-                     disable=not progress, leave=False):
+    for rows in quiet.bar(_batches(len(train_x), ft.batch_size, ft.steps, cfg.seed), show=progress,
+                          desc="fine-tuning", leave=False):
         x, y = torch.as_tensor(train_x[rows]), torch.as_tensor(train_y[rows])
         with autocast:
             loss = model(input_ids=x, attention_mask=x != PAD_ID, labels=y).loss
@@ -219,7 +218,7 @@ def budget_check(cfg: RunConfig, allow_train: bool | None = None) -> pd.DataFram
 def probe_table(cfgs: list[RunConfig], allow_train: bool | None = None, progress: bool = True) -> pd.DataFrame:
     """One row per run: its probe metrics, plus the from-scratch probe of the same architecture and seed."""
     rows = []
-    for cfg in tqdm(cfgs, desc="downstream probes", disable=not progress):
+    for cfg in quiet.bar(cfgs, show=progress, desc="downstream probes"):
         tuned = probe(cfg, allow_train=allow_train, progress=False)
         scratch = probe(cfg, pretrained=False, allow_train=allow_train, progress=False)
         rows.append({"key": cfg.key(), "label": cfg.label, "size": cfg.model.name, "corpus": cfg.data.corpus,

@@ -17,9 +17,8 @@ from pathlib import Path
 
 import pandas as pd
 from filelock import FileLock
-from tqdm.auto import tqdm
 
-from lib import describe
+from lib import describe, quiet
 from lib.config import RunConfig
 from lib.paths import cache_root, read_bench, repo_root
 from lib.weights import weights_path
@@ -164,8 +163,8 @@ def _train_side_by_side(cfgs: list[RunConfig], parallel: int, progress: bool, ne
     unique = list({cfg.key(): cfg for cfg in cfgs}.values())
     with tempfile.TemporaryDirectory(prefix="sweep-configs-") as folder, ThreadPoolExecutor(parallel) as pool:
         futures = [pool.submit(train_one, cfg, folder) for cfg in unique]
-        for future in tqdm(as_completed(futures), total=len(futures), desc=f"runs ({parallel} processes)",
-                           disable=not progress):
+        for future in quiet.bar(as_completed(futures), show=progress, total=len(futures),
+                                desc=f"runs ({parallel} processes)"):
             future.result()
 
 
@@ -180,13 +179,13 @@ def run_sweep(cfgs: list[RunConfig], allow_train: bool | None = None, progress: 
     if missing and not allow_train:
         raise MissingRunsError(_missing_message(missing, need_weights))
     parallel = default_parallel(missing) if parallel is None else parallel
-    if progress:
+    if quiet.progress(progress):
         print(f"{len(cfgs) - len(missing)}/{len(cfgs)} cached" + (f", training {len(missing)}" if missing else "")
               + (f" in {parallel} processes" if missing and parallel > 1 else ""))
     if parallel > 1 and len(missing) > 1:
         _train_side_by_side(missing, parallel, progress, need_weights)
         results = [r or load_cached(c, need_weights) for c, r in zip(cfgs, results)]
-    for i, cfg in enumerate(tqdm(cfgs, desc="runs", disable=not (progress and missing and parallel <= 1))):
+    for i, cfg in enumerate(quiet.bar(cfgs, show=progress and bool(missing) and parallel <= 1, desc="runs")):
         if results[i] is None:
             results[i] = run(cfg, allow_train=allow_train, progress=progress, need_weights=need_weights)
     return pd.DataFrame([flatten(r) for r in results])

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lib import quiet
 from lib.config import DataConfig
 from lib.corpora import is_validation, load_corpus
 from lib.paths import cache_root
@@ -85,6 +86,7 @@ class _Encoder:
 
 def token_store(data: DataConfig) -> TokenStore:
     """The tokenized corpus a data config trains on: built on first use, then memory-mapped."""
+    quiet.silence_datasets()
     tokenizer = get_tokenizer(data.tokenizer_corpora, data.vocab_size, data.tokenizer_sample_chars,
                               data.max_docs)
     corpus = load_corpus(data.corpus, data.max_docs)

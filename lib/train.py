@@ -17,8 +17,8 @@ from pathlib import Path
 
 import torch
 from accelerate import Accelerator
-from tqdm.auto import tqdm
 
+from lib import quiet
 from lib.config import RunConfig
 from lib.evaluate import evaluate, references
 from lib.models import build_model, initial_dropout, parameter_counts, run_flops_per_input_token, set_dropout
@@ -158,8 +158,8 @@ def train(cfg: RunConfig, checkpoint_dir: Path | None = None, progress: bool = T
         state["eval_seconds"] += time.perf_counter() - t0
 
     evals, checkpoints = set(eval_steps(cfg.steps)), checkpoint_steps(cfg.steps)
-    bar = tqdm(total=cfg.steps, initial=state["step"], desc=f"{cfg.model.name} U={cfg.data.unique_tokens} "
-               f"x{cfg.data.epochs}", disable=not (progress and accelerator.is_main_process), leave=False)
+    bar = quiet.bar(show=progress and accelerator.is_main_process, total=cfg.steps, initial=state["step"],
+                    desc=f"{cfg.model.name} U={cfg.data.unique_tokens} x{cfg.data.epochs}", leave=False)
     model.train()
     start = state["step"]
     dropout = initial_dropout(cfg.model)
