@@ -140,9 +140,11 @@ def read_returned(paths: list[Path]) -> list[dict]:
             entries = payload["results"]
         except (OSError, ValueError, KeyError, TypeError) as error:
             raise ImportRefused(f"{f} is unreadable or truncated ({error}); nothing was imported") from error
+        if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+            raise ImportRefused(f"{f} holds no list of results; nothing was imported")
         for entry in entries:
-            result = entry.get("result", {})
-            if not runs.is_complete(result):
+            result = entry.get("result")
+            if not isinstance(result, dict) or not runs.is_complete(result):
                 raise ImportRefused(f"{f}: the result stored as {entry.get('key')} is incomplete; nothing was imported")
             try:
                 key = RunConfig.from_dict(result["config"]).key()

@@ -35,7 +35,7 @@ from lib.config import DataConfig
 from lib.paths import cache_root
 from lib.tokenizer import Tokenizer
 
-FORMAT = 1
+FORMAT = 2
 # The data settings that decide a corpus's token streams (the rest of a DataConfig only cuts them).
 IDENTITY_FIELDS = ("tokenizer_corpora", "vocab_size", "tokenizer_sample_chars", "max_docs", "subset_seed")
 
@@ -69,6 +69,7 @@ class PackStore:
     subset_seed: int
     train: np.ndarray
     val: np.ndarray
+    corpus_training_tokens: int  # what the corpus itself holds (the pack holds a prefix)
 
     def training_stream(self, subset_seed: int, max_tokens: int) -> np.ndarray:
         if subset_seed != self.subset_seed:
@@ -79,7 +80,7 @@ class PackStore:
         return self.train[:max_tokens]
 
     def training_token_count(self) -> int:
-        return len(self.train)
+        return self.corpus_training_tokens
 
     def validation_stream(self, max_tokens: int) -> np.ndarray:
         return self.val[:max_tokens]
@@ -151,7 +152,8 @@ def load(folder: Path, data: DataConfig) -> PackStore:
         entry = manifest["corpora"][data.corpus]
         _LOADED[key] = manifest, PackStore(data.corpus, entry["source"], entry["fingerprint"],
                                            _tokenizer(folder, manifest), data.subset_seed,
-                                           _read_stream(folder, entry["train"]), _read_stream(folder, entry["val"]))
+                                           _read_stream(folder, entry["train"]), _read_stream(folder, entry["val"]),
+                                           entry["corpus_training_tokens"])
     manifest, store = _LOADED[key]
     _check_identity(manifest, data, folder)
     return store
@@ -182,6 +184,7 @@ def build(data: DataConfig, corpora: list[str], train_tokens: int, val_tokens: i
                 raise PackError("packs store uint16 tokens: the vocabulary must have at most 65,536 ids")
             manifest["corpora"][corpus] = {
                 "source": store.source, "fingerprint": store.fingerprint,
+                "corpus_training_tokens": store.training_token_count(),
                 "train": _write_stream(tmp / f"{corpus}.train.u16.xz", store.training_stream(
                     data.subset_seed, train_tokens if corpus == data.corpus else 0)),
                 "val": _write_stream(tmp / f"{corpus}.val.u16.xz", store.validation_stream(val_tokens))}

@@ -21,6 +21,7 @@ FIXTURE_CORPORA = Path(__file__).resolve().parent.parent / "data" / "fixtures"
 os.environ["REPEAT_CORPORA"] = str(FIXTURE_CORPORA)
 for _name in ("REPEAT_ALLOW_TRAIN", "WORLD_SIZE", "RANK", "LOCAL_RANK"):
     os.environ.pop(_name, None)  # tests decide explicitly whether they train, in one process
+import lib  # noqa: E402,F401  pins torch's CPU kernels before any test module imports torch
 
 
 def pytest_unconfigure(config):

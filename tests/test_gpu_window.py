@@ -123,9 +123,6 @@ def test_import_refuses_and_writes_nothing(base_cfg, empty_cache, tmp_path, case
     assert _cached_files() == [] and runs.load_cached(base_cfg) is None
 
 
-@pytest.mark.xfail(strict=True, raises=(TypeError, AttributeError), reason=(
-    "bug: read_returned catches errors only while parsing, so a lane file that parses but holds no list of "
-    "result objects raises TypeError/AttributeError instead of ImportRefused"))
 @pytest.mark.parametrize("payload", ['{"results": null}', '{"results": [null]}',
                                      '{"results": [{"key": "x", "result": null}]}'])
 def test_import_refuses_malformed_lane_files(empty_cache, tmp_path, payload):

@@ -134,9 +134,6 @@ def test_unreadable_manifest_names_the_folder(base_cfg, copied_pack, monkeypatch
     assert str(copied_pack) in str(error.value) and "python -m lib.pack build" in str(error.value)
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError, reason=(
-    "bug: PackStore.training_token_count() is the pack's length, so check_subset blames the corpus "
-    "(ValueError 'exceeds ... the training split ... or a larger corpus') before the PackError"))
 def test_run_larger_than_the_pack_says_the_pack_is_too_small(base_cfg, store, pack_only):
     larger = base_cfg.replace(data__unique_tokens=4 * base_cfg.data.total_tokens, data__epochs=1)
     assert larger.data.unique_tokens <= available_unique_tokens(larger.data, store)  # the corpus holds them
