@@ -146,3 +146,36 @@ def first_token_curves(curve_table: pd.DataFrame, references: pd.DataFrame, titl
     if title:
         grid.figure.suptitle(title, y=1.03)
     return grid
+
+
+VERDICT_COLOURS = {"reproduced": "#2e9d55", "partly reproduced": "#3a7dc2", "not reproduced": "#d1453b",
+                   "inconclusive": "#e3a21a", "untestable at this scale": "#8d8d8d"}
+
+
+def scorecard_units(table: pd.DataFrame):
+    """Each finding's effect in units of its noise threshold (rows of `finding`, `units`, `verdict`,
+    `paper`: '+' or '0'), coloured by verdict; the band |x| < 1 is within noise, and the paper's
+    expectation stands at the right."""
+    rows = table.iloc[::-1].reset_index(drop=True)
+    fig, ax = plt.subplots(figsize=(6.4, 0.38 * len(rows) + 1.3))
+    ax.axvspan(-1, 1, color="0.92", zorder=0)
+    ax.axvline(0, color="0.6", lw=1)
+    bound = max(2.0, np.nanmax(np.abs(rows.units)) * 1.1) if rows.units.notna().any() else 2.0
+    for y, row in rows.iterrows():
+        colour = VERDICT_COLOURS[row.verdict]
+        if np.isfinite(row.units):
+            ax.plot([0, row.units], [y, y], color=colour, lw=2)
+            ax.scatter(row.units, y, color=colour, s=45, zorder=3)
+        else:
+            ax.text(0, y, " no estimate", color=colour, va="center", fontsize=8)
+        ax.text(1.01, y, "above 0" if row.paper == "+" else "about 0", transform=ax.get_yaxis_transform(),
+                va="center", fontsize=8, color="0.3")
+    ax.text(1.01, len(rows) - 0.4, "paper", transform=ax.get_yaxis_transform(), fontsize=8, weight="bold")
+    ax.set_yticks(range(len(rows)), rows.finding)
+    ax.set(xlim=(-bound, bound), ylim=(-0.7, len(rows) - 0.3), ylabel="finding",
+           xlabel="our effect / half-width of its 95 % interval (grey band: within noise)")
+    ax.grid(axis="y", visible=False)
+    handles = [plt.Line2D([], [], marker="o", ls="", color=c, label=lab) for lab, c in VERDICT_COLOURS.items()
+               if lab in set(rows.verdict)]
+    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=3, fontsize=8, frameon=False)
+    return fig

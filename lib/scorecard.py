@@ -8,7 +8,7 @@ import argparse
 
 import pandas as pd
 
-from lib import downstream, finetune, gpu_results, paper, runs, sweeps, verdicts
+from lib import downstream, finetune, gpu_results, page, paper, runs, sweeps, verdicts
 from lib import variant_verdicts as vv
 from lib.paths import cache_root, repo_root
 from lib.profiles import get_profile
@@ -31,6 +31,17 @@ CLAIMS = {  # finding -> (claim, what our headline contrast measures)
     "3.11": ("Tune dropout on a cheap MoE, transfer to the dense model", "dense val loss at the proxy's best rate "
              "minus at its own best"),
 }
+DOWNSTREAM_CLAIMS = {  # chapter 13's verdicts -> (claim, what the headline contrast measures)
+    "3.2 downstream": ("Repetition raises the fine-tuned title loss", "title-loss change from 1 epoch to the most "
+                       "repetition, largest size the probe can rank"),
+    "3.4 downstream": ("Wikipedia pre-training still degrades downstream", "title-loss change from 1 epoch to the "
+                       "most repetition, wikipedia"),
+    "3.7 downstream": ("UL2 degrades more downstream than span corruption", "title-loss change with repetition, UL2 "
+                       "minus span corruption"),
+}
+# What the paper's claim says of our headline contrast: above zero ("+"), or about zero ("0", a claim of absence).
+PAPER_SIGN = {"3.1": "+", "3.2": "+", "3.3": "+", "3.4": "0", "3.5": "+", "3.6": "0", "3.7": "+", "3.8": "+",
+              "3.9": "0", "3.10": "+", "3.11": "0"}
 # The first rules' output on the committed cpu runs, computed by running lib at commit 840cf60.
 VERSION_1 = repo_root() / "book" / "verdicts_v1.csv"
 COLUMNS = ["finding", "claim", "metric", "paper_value", "estimate", "low", "high", "detectable", "n_seeds", "verdict",
@@ -115,9 +126,39 @@ def scorecard(found: dict[str, verdicts.Verdict]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
-def counts(table: pd.DataFrame) -> pd.Series:
-    """How many findings got each of the five labels."""
-    return table.verdict.value_counts().reindex(list(verdicts.LABELS), fill_value=0).rename("findings")
+def box(v: verdicts.Verdict) -> str:
+    """The verdict box of finding `v.finding` (3.1-3.11) for the top of its page."""
+    return page.finding_box(v, *CLAIMS[v.finding])
+
+
+def downstream_box(found: list[verdicts.Verdict]) -> str:
+    """The downstream chapter's box: its verdicts, each against the paper's SQuAD result."""
+    return page.several_box("The downstream probe: the answer", [(v, *DOWNSTREAM_CLAIMS[v.finding]) for v in found])
+
+
+def card(found: dict[str, verdicts.Verdict], caption: str, name: str) -> str:
+    """The scorecard as a numbered MyST table that fits the column: finding, short claim, the paper's
+    result, ours ± the half-width of its 95 % interval, a coloured verdict; then a legend of what
+    'ours' measures."""
+    rows = [f"| {f} | {CLAIMS[f][0]} | {paper.summary(f)} | {page.plus_minus(v)} | {page.label(v.verdict)} |"
+            for f, v in found.items()]
+    legend = [f"- **{f}**: {CLAIMS[f][1]} ({v.metric}, {v.n_seeds} seeds)" for f, v in found.items()]
+    return "\n".join([f":::{{table}} {caption}", f":name: {name}", "",
+                      "| finding | claim | paper | ours ± 95 % | verdict |", "|---|---|---|---|---|", *rows, ":::", "",
+                      "**What *ours* measures** (the headline contrast of each rule; ± is the half-width of its "
+                      "95 % t-interval, rounded to two significant digits):", "", *legend])
+
+
+def counts_line(found: dict[str, verdicts.Verdict]) -> str:
+    """How many findings got each label, as one line of coloured labels."""
+    n = pd.Series([v.verdict for v in found.values()]).value_counts()
+    return " · ".join(f"{page.label(lab)} {int(n.get(lab, 0))}" for lab in verdicts.LABELS)
+
+
+def figure_table(found: dict[str, verdicts.Verdict]) -> pd.DataFrame:
+    """Per finding: its effect in units of its noise threshold (`page.units`), verdict and the paper's sign."""
+    return pd.DataFrame([{"finding": f, "units": page.units(v), "verdict": v.verdict, "paper": PAPER_SIGN[f]}
+                         for f, v in found.items()])
 
 
 def main(argv: list[str] | None = None) -> None:

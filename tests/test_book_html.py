@@ -4,10 +4,16 @@ Every test is skipped when the book has not been built. The checks: every page i
 was built; no page loads MathJax, require.js or the widget manager from a CDN (the book must
 render offline from `_vendor/`); every finding notebook page shows at least one figure; the
 explorer embeds its widgets; and, if Chromium is installed, MathJax really typesets the methods
-page and the explorer's dropdowns render, with the network blocked.
+page and the explorer's dropdowns render, with the network blocked; and, in a 1300 x 900 frame,
+no table or figure on a finding page or the scorecard is wider than the content column (unless it
+scrolls inside its own box), no verdict label is cut off, and each finding page's verdict box is on
+the first screen.
 """
 from __future__ import annotations
 
+import functools
+import html
+import json
 import re
 import subprocess
 import tempfile
@@ -160,3 +166,86 @@ def test_vendor_folder_is_present():
     # The build copies _vendor/ into _static/; a missing _vendor/ would leave pages without math.
     for rel in ("mathjax/es5/tex-mml-chtml.js", "require.js", "html-manager/embed-amd.js"):
         assert (HTML / "_static" / rel).is_file(), f"_static/{rel} missing: is _vendor/ committed?"
+
+
+# --- layout at 1300 x 900 (issue 14): nothing wider than the content column, the answer on the first screen ---
+
+WIDTH, HEIGHT = 1300, 900
+# Runs in a wrapper page that holds the book page in a 1300 x 900 frame; writes what it measured into #result.
+MEASURE = """
+function visibleBox(el, article) {
+  for (let a = el.parentElement; a && a !== article; a = a.parentElement) {
+    if (['auto', 'scroll', 'hidden'].includes(getComputedStyle(a).overflowX)) return a.getBoundingClientRect();
+  }
+  return el.getBoundingClientRect();
+}
+function measure(frame) {
+  const doc = frame.contentDocument, win = frame.contentWindow;
+  const article = doc.querySelector('article.bd-article');
+  const col = article.getBoundingClientRect();
+  const wide = [];
+  for (const el of article.querySelectorAll('table, img, figure, svg')) {
+    const box = visibleBox(el, article), own = el.getBoundingClientRect();
+    if (own.width === 0) continue;
+    if (box.right > col.right + 1 || box.left < col.left - 1)
+      wide.push(`${el.tagName.toLowerCase()} ${Math.round(box.width)}px (column ${Math.round(col.width)}px): ` +
+                (el.getAttribute('src') || el.textContent.trim().slice(0, 60)));
+  }
+  const hidden = [];
+  for (const badge of article.querySelectorAll('table .sd-badge')) {
+    const b = badge.getBoundingClientRect(), box = visibleBox(badge, article);
+    if (b.right > col.right + 1 || b.right > box.right + 1) hidden.push(badge.textContent);
+  }
+  const title = doc.querySelector('.admonition.verdict > .admonition-title');
+  return {column: col.width, wide: wide, hidden_badges: hidden, screen: win.innerHeight,
+          verdict_bottom: title ? title.getBoundingClientRect().bottom : null,
+          verdict_label_bottom: (() => { const b = doc.querySelector('.admonition.verdict .sd-badge');
+                                         return b ? b.getBoundingClientRect().bottom : null; })()};
+}
+"""
+
+
+@functools.lru_cache(maxsize=None)
+def layout(page: Path) -> dict:
+    """What MEASURE finds on `page` shown in a 1300 x 900 frame of headless Chromium (network blocked)."""
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} not installed (apt-get install -y chromium): layout checks skipped")
+    if not page.is_file():
+        pytest.skip(f"{page.relative_to(HTML)} not built")
+    with tempfile.TemporaryDirectory() as tmp:
+        wrapper = Path(tmp) / "wrapper.html"
+        wrapper.write_text(
+            f'<html><body style="margin:0"><iframe id="f" src="{page.as_uri()}" width="{WIDTH}" height="{HEIGHT}" '
+            f'style="border:0"></iframe><pre id="result"></pre><script>{MEASURE}'
+            'document.getElementById("f").addEventListener("load", () => setTimeout(() => {'
+            'try { document.getElementById("result").textContent = JSON.stringify(measure(document.getElementById("f"))); }'
+            'catch (e) { document.getElementById("result").textContent = "ERROR " + e; } }, 1500));'
+            '</script></body></html>')
+        cmd = [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+               "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp}/profile",
+               "--allow-file-access-from-files", "--host-resolver-rules=MAP * ~NOTFOUND",
+               f"--window-size={WIDTH + 20},{HEIGHT + 100}", "--virtual-time-budget=10000", "--dump-dom",
+               wrapper.as_uri()]
+        dom = subprocess.run(cmd, capture_output=True, text=True, timeout=120).stdout
+    found = re.search(r'<pre id="result">(.*?)</pre>', dom, re.S)
+    assert found and found.group(1).startswith("{"), f"no measurement from Chromium: {found.group(1) if found else dom[-500:]}"
+    return json.loads(html.unescape(found.group(1)))
+
+
+def finding_pages() -> list[str]:
+    return [p for p in toc_pages() if p.startswith("notebooks/")]
+
+
+@pytest.mark.parametrize("name", [*finding_pages(), "book/scorecard"])
+def test_tables_and_figures_fit_the_column_at_1300px(name):
+    found = layout(HTML / f"{name}.html")
+    assert not found["wide"], f"{name}: wider than the content column at {WIDTH} px:\n" + "\n".join(found["wide"])
+    assert not found["hidden_badges"], f"{name}: verdict labels cut off: {found['hidden_badges']}"
+
+
+@pytest.mark.parametrize("name", finding_pages())
+def test_verdict_box_is_on_the_first_screen(name):
+    found = layout(HTML / f"{name}.html")
+    assert found["verdict_bottom"] is not None, f"{name}: no verdict box (admonition of class 'verdict')"
+    lowest = max(found["verdict_bottom"], found["verdict_label_bottom"] or 0)
+    assert lowest <= found["screen"], f"{name}: the verdict box's title or label ends at {lowest:.0f} px, below the first {HEIGHT} px screen"
