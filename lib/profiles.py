@@ -112,9 +112,9 @@ PROFILES: dict[str, Profile] = {
     ),
     "gpu": Profile(
         name="gpu",
-        description="One GPU window (an H200 for about 8 minutes): T5 v1.1 shapes from 8M to 130M "
-                    "parameters at T = 2^24 tokens, the cpu profile's tokenizer and corpus, read from a "
-                    "token pack (python -m lib.pack build --profile gpu).",
+        description="One GPU window (an H200 for about 8 minutes): T5 v1.1 shapes at T = 2^24 tokens, "
+                    "the cpu profile's tokenizer and corpus, read from a token pack "
+                    "(python -m lib.pack build --profile gpu).",
         presets={"XS": _t5("XS", 256, 4, 4, 768, 64), "S": _t5("S", 384, 6, 6, 1024, 64),
                  "M": _t5("M", 512, 8, 8, 1408, 64), "L": _t5("L", 768, 8, 12, 2048, 64)},
         learning_rates={"XS": 2e-3, "S": 1.5e-3, "M": 1e-3, "L": 7e-4},
