@@ -10,7 +10,7 @@ from lib import paper, verdicts
 from lib.verdicts import Verdict
 
 BADGES = {verdicts.REPRODUCED: "success", verdicts.PARTLY: "info", verdicts.NOT: "danger",
-          verdicts.INCONCLUSIVE: "warning", verdicts.UNTESTABLE: "secondary"}  # sphinx-design badge colours
+          verdicts.INCONCLUSIVE: "warning", verdicts.UNTESTABLE: "dark"}  # sphinx-design badge colours
 BOX = "verdict_box"  # the glue name a finding page shows under its title
 
 
@@ -94,6 +94,15 @@ def probe_setup(prof, ft, repetition_epochs: list[int]) -> str:
             f"{prof.variant_total_tokens:,}). Fine-tuning: {ft.train_examples:,} training articles, {ft.steps} steps "
             f"of {ft.batch_size}, learning rate {ft.lr}, dropout {ft.dropout}, titles up to {ft.target_length} "
             f"tokens; {ft.test_examples} held-out articles are scored.")
+
+
+def say_missing(table: pd.DataFrame, words: dict[str, str]) -> pd.DataFrame:
+    """`table` with each missing value of a column named in `words` replaced by that column's words
+    (why the value cannot exist), so that no table shows `nan`."""
+    out = table.astype({column: object for column in words})
+    for column, text in words.items():
+        out[column] = out[column].where(table[column].notna(), text)
+    return out
 
 
 def glue_box(markdown: str) -> None:

@@ -121,18 +121,26 @@ def test_notebook_pages_have_figures():
     assert not problems, "\n".join(problems)
 
 
-def offline_dom(page: Path) -> str:
-    """The page's DOM after scripts ran in headless Chromium with the network blocked."""
+def chromium(profile_dir: str, *flags: str) -> list[str]:
+    """The headless Chromium command with the network blocked (only local files load), then `flags`."""
+    return [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={profile_dir}",
+            "--host-resolver-rules=MAP * ~NOTFOUND", *flags]
+
+
+def require_chromium_and(page: Path) -> None:
+    """Skip, saying why, unless Chromium is installed and `page` is built."""
     if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} not installed (apt-get install -y chromium)")
+        pytest.skip(f"{CHROMIUM} not installed (apt-get install -y chromium): browser checks skipped")
     if not page.is_file():
         pytest.skip(f"{page.relative_to(HTML)} not built")
+
+
+def offline_dom(page: Path) -> str:
+    """The page's DOM after scripts ran in headless Chromium with the network blocked."""
+    require_chromium_and(page)
     with tempfile.TemporaryDirectory() as profile_dir:
-        cmd = [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu",
-               "--disable-background-networking", "--disable-component-update",
-               "--disable-sync", "--no-first-run", f"--user-data-dir={profile_dir}",
-               "--host-resolver-rules=MAP * ~NOTFOUND",  # no network: only _static/ can serve
-               "--virtual-time-budget=5000", "--dump-dom", page.as_uri()]
+        cmd = chromium(profile_dir, "--virtual-time-budget=5000", "--dump-dom", page.as_uri())
         dom = subprocess.run(cmd, capture_output=True, text=True, timeout=90).stdout
     assert "<body" in dom, "chromium returned no DOM"
     return dom
@@ -208,10 +216,7 @@ function measure(frame) {
 @functools.lru_cache(maxsize=None)
 def layout(page: Path) -> dict:
     """What MEASURE finds on `page` shown in a 1300 x 900 frame of headless Chromium (network blocked)."""
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} not installed (apt-get install -y chromium): layout checks skipped")
-    if not page.is_file():
-        pytest.skip(f"{page.relative_to(HTML)} not built")
+    require_chromium_and(page)
     with tempfile.TemporaryDirectory() as tmp:
         wrapper = Path(tmp) / "wrapper.html"
         wrapper.write_text(
@@ -221,11 +226,8 @@ def layout(page: Path) -> dict:
             'try { document.getElementById("result").textContent = JSON.stringify(measure(document.getElementById("f"))); }'
             'catch (e) { document.getElementById("result").textContent = "ERROR " + e; } }, 1500));'
             '</script></body></html>')
-        cmd = [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-               "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp}/profile",
-               "--allow-file-access-from-files", "--host-resolver-rules=MAP * ~NOTFOUND",
-               f"--window-size={WIDTH + 20},{HEIGHT + 100}", "--virtual-time-budget=10000", "--dump-dom",
-               wrapper.as_uri()]
+        cmd = chromium(f"{tmp}/profile", "--allow-file-access-from-files", f"--window-size={WIDTH + 20},{HEIGHT + 100}",
+                       "--virtual-time-budget=10000", "--dump-dom", wrapper.as_uri())
         dom = subprocess.run(cmd, capture_output=True, text=True, timeout=120).stdout
     found = re.search(r'<pre id="result">(.*?)</pre>', dom, re.S)
     assert found and found.group(1).startswith("{"), f"no measurement from Chromium: {found.group(1) if found else dom[-500:]}"
