@@ -152,9 +152,12 @@ VERDICT_COLOURS = {"reproduced": "#2e9d55", "partly reproduced": "#3a7dc2", "not
                    "inconclusive": "#e3a21a", "untestable at this scale": "#8d8d8d"}
 
 
+PAPER_SIGNS = {"+": "above 0", "0": "about 0", "<=": "0 or below"}
+
+
 def scorecard_units(table: pd.DataFrame):
     """Each finding's effect in units of its noise threshold (rows of `finding`, `units`, `verdict`,
-    `paper`: '+' or '0'), coloured by verdict; the band |x| < 1 is within noise, and the paper's
+    `paper`: a key of PAPER_SIGNS), coloured by verdict; the band |x| < 1 is within noise, and the paper's
     expectation stands at the right."""
     rows = table.iloc[::-1].reset_index(drop=True)
     fig, ax = plt.subplots(figsize=(6.4, 0.38 * len(rows) + 1.3))
@@ -168,7 +171,7 @@ def scorecard_units(table: pd.DataFrame):
             ax.scatter(row.units, y, color=colour, s=45, zorder=3)
         else:
             ax.text(0, y, " no estimate", color=colour, va="center", fontsize=8)
-        ax.text(1.01, y, "above 0" if row.paper == "+" else "about 0", transform=ax.get_yaxis_transform(),
+        ax.text(1.01, y, PAPER_SIGNS[row.paper], transform=ax.get_yaxis_transform(),
                 va="center", fontsize=8, color="0.3")
     ax.text(1.01, len(rows) - 0.4, "paper", transform=ax.get_yaxis_transform(), fontsize=8, weight="bold")
     ax.set_yticks(range(len(rows)), rows.finding)

@@ -39,8 +39,9 @@ DOWNSTREAM_CLAIMS = {  # chapter 13's verdicts -> (claim, what the headline cont
     "3.7 downstream": ("UL2 degrades more downstream than span corruption", "title-loss change with repetition, UL2 "
                        "minus span corruption"),
 }
-# What the paper's claim says of our headline contrast: above zero ("+"), or about zero ("0", a claim of absence).
-PAPER_SIGN = {"3.1": "+", "3.2": "+", "3.3": "+", "3.4": "0", "3.5": "+", "3.6": "0", "3.7": "+", "3.8": "+",
+# What the paper's claim says of our headline contrast: above zero ("+"), about zero ("0", a claim of absence) or
+# not above zero ("<=": 3.4, the cleaner corpus degrades at least as much).
+PAPER_SIGN = {"3.1": "+", "3.2": "+", "3.3": "+", "3.4": "<=", "3.5": "+", "3.6": "0", "3.7": "+", "3.8": "+",
               "3.9": "0", "3.10": "+", "3.11": "0"}
 # The first rules' output on the committed cpu runs, computed by running lib at commit 840cf60.
 VERSION_1 = repo_root() / "book" / "verdicts_v1.csv"
