@@ -30,7 +30,7 @@ class Profile:
     focus_size: str = ""  # the one size of single-size designs (3.3, 3.4; default: the second)
     variant_size: str = ""  # the size of the variant designs, findings 3.5-3.11 (default: the smallest)
     variant_tokens: int = 0  # T of the variant designs (default: total_tokens)
-    corpus: str = "web"  # the default training corpus ("c4" and "wikipedia-hub" read the Hub)
+    corpus: str = "web"  # the default training corpus ("c4", "wikipedia-hub": a local folder, else the Hub)
     warmup_fraction: float = 0.02
     threads: int = 0  # torch threads per run (0: REPEAT_THREADS, else cores / processes)
     kernels: str = "default"  # "avx2": CPU kernels pinned, so results re-run bit for bit on other CPUs

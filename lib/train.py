@@ -24,7 +24,8 @@ from lib.evaluate import evaluate, references
 from lib.models import build_model, initial_dropout, parameter_counts, run_flops_per_input_token, set_dropout
 from lib.numerics import check_kernels, cpu_facts, matmul_peak_flops, set_threads
 from lib.objectives import IGNORE_INDEX
-from lib.pack import data_source
+from lib.corpora import CorpusError
+from lib.pack import PackError, data_source
 from lib.provenance import environment
 from lib.subsets import RepeatedSubset, reference_chunks, validation_set
 from lib.tokenizer import PAD_ID
@@ -256,7 +257,10 @@ def main(argv: list[str] | None = None) -> None:
                         help="retrain a cached result whose final weights are not in data_cache/weights/")
     args = parser.parse_args(argv)
     cfg = RunConfig.from_dict(json.loads(args.config.read_text()))
-    runs.run(cfg, allow_train=True, force=args.force, need_weights=args.need_weights)
+    try:
+        runs.run(cfg, allow_train=True, force=args.force, need_weights=args.need_weights)
+    except (CorpusError, PackError) as error:  # a data problem: one line that says what to do
+        raise SystemExit(f"lib.train: {error}") from None
     if int(os.environ.get("RANK", "0")) == 0:
         print(f"result: {runs.result_path(cfg)}")
 
