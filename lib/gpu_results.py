@@ -48,6 +48,7 @@ def diagnostics(results: pd.DataFrame) -> pd.DataFrame:
     table = verdicts.mean_spread(results, ["size", "epochs"], DIAGNOSTICS)
     refs = results.groupby(["size", "epochs"], sort=False)[["unigram_first_loss", "unigram_content_loss",
                                                             "bigram_content_loss"]].mean().round(3)
+    refs.columns = ["unigram first", "unigram content", "bigram content"]
     return table.join(refs).sort_index(level=["epochs", "size"])
 
 

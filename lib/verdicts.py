@@ -190,23 +190,43 @@ def unigram_margin(table: pd.DataFrame) -> pd.DataFrame:
                                                          "val_content_accuracy", "majority_content_accuracy"]].mean()
 
 
+SHORT_NAMES = {"val_loss": "loss", "best_val_loss": "best loss", "val_accuracy": "acc",
+               "best_val_accuracy": "best acc", "val_content_loss": "content loss",
+               "val_content_accuracy": "content acc", "val_first_loss": "first-token loss",
+               "val_later_loss": "later-token loss", "val_encoder_use": "encoder use"}
+
+
+def decimals_for(spread: float, low: int = 2, high: int = 4) -> int:
+    """Decimals that keep two significant digits of a spread (between `low` and `high`)."""
+    if not np.isfinite(spread) or spread <= 0:
+        return 3
+    return int(min(high, max(low, 1 - np.floor(np.log10(spread)))))
+
+
 def mean_spread(table: pd.DataFrame, by: list[str], metrics: list[str]) -> pd.DataFrame:
-    """Mean and seed standard deviation of metrics per cell, formatted 'mean ± sd'."""
+    """Mean and seed standard deviation of metrics per cell, formatted 'mean ± sd' with the decimals the
+    sd supports; metric columns get their short names (`SHORT_NAMES`, explained on the methods page)."""
     grouped = table.groupby(by, sort=False)[metrics]
     mean, sd = grouped.mean(), grouped.std(ddof=1)
     out = pd.DataFrame(index=mean.index)
     for metric in metrics:
-        out[metric] = [f"{m:.3f} ± {s:.3f}" if pd.notna(s) else f"{m:.3f}" for m, s in zip(mean[metric], sd[metric])]
+        out[SHORT_NAMES.get(metric, metric)] = [
+            f"{m:.{decimals_for(s)}f} ± {s:.{decimals_for(s)}f}" if pd.notna(s) else f"{m:.3f} (one seed)"
+            for m, s in zip(mean[metric], sd[metric])]
     return out
 
 
 def interval_table(verdict: Verdict) -> pd.DataFrame:
     """One row per contrast a verdict tested: estimate, 95 % interval, degrees of freedom and the
-    smallest effect detectable with 80 % power."""
+    smallest effect detectable with 80 % power, with the decimals the interval supports."""
     estimates = verdict.details.get("estimates") or ({"headline": verdict.estimate} if verdict.estimate else {})
-    return pd.DataFrame([{"contrast": name, "estimate": e.estimate, "low": e.low, "high": e.high, "df": e.df,
-                          "detectable": e.detectable} for name, e in estimates.items()],
-                        columns=["contrast", "estimate", "low", "high", "df", "detectable"]).set_index("contrast")
+    rows = []
+    for name, e in estimates.items():
+        d = decimals_for((e.high - e.low) / 2 if e.spread else float("nan"))
+        rows.append({"contrast": name, "estimate": f"{e.estimate:+.{d}f}",
+                     "95 % interval": f"{e.low:+.{d}f} to {e.high:+.{d}f}" if e.spread else "no spread",
+                     "df": e.df, "detectable": f"{e.detectable:.{d}f}" if e.spread else "no spread"})
+    return pd.DataFrame(rows, columns=["contrast", "estimate", "95 % interval", "df", "detectable"]).set_index("contrast")
 
 
 # --- 3.1 -----------------------------------------------------------------------------------------
