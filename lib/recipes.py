@@ -3,7 +3,7 @@ encoder soonest, on two CPU cores?
 
 Every recipe keeps the paper's objective (T5 span corruption, density 0.15, mean span 3) and the
 version-2 numerics (fp32, one thread per run, kernels pinned to AVX2), and changes one lever of a
-base recipe: the learning rate, the optimizer (AdamW, or Adafactor with T5's inverse-square-root
+base recipe (or combines the levers that helped alone): the learning rate, the optimizer (AdamW, or Adafactor with T5's inverse-square-root
 schedule), the batch, the input length, the vocabulary, the model's shape. Each is judged by
 `lib.evaluate`'s diagnostics: the tokens at which a span's first-token loss falls `FIRST_TOKEN_BAR`
 nats under the unigram model's, the encoder-swap cost and the content loss at the end, and the
@@ -46,6 +46,9 @@ RECIPES: dict[str, dict] = {
     "XS 4+4 layers": {"model": _deep("XS", 4)},
     "S AdamW 3e-3": {"model": _preset("S")},
     "S Adafactor 1e-2 rsqrt": {"model": _preset("S"), **ADAFACTOR_T5},
+    # the levers that helped alone, combined
+    "XS input 64, batch 64, vocab 1000": {"data__input_length": 64, "optim__batch_size": 64, "data__vocab_size": 1000},
+    "XS 4+4 layers, input 64, batch 64": {"model": _deep("XS", 4), "data__input_length": 64, "optim__batch_size": 64},
 }
 
 
