@@ -24,7 +24,7 @@ test: $(STAMP)
 	$(PY) -m pytest -q tests --ignore=tests/test_book_html.py
 	REPEAT_PROFILE=smoke REPEAT_ALLOW_TRAIN=1 REPEAT_CACHE_DIR=$$(mktemp -d) REPEAT_CORPORA=$(CURDIR)/data/fixtures \
 		$(PY) -m pytest -q --nbval-lax --nbval-current-env notebooks/ book/scorecard.ipynb book/reproducibility.ipynb \
-		book/explorer.ipynb book/cost.ipynb book/paper_tables.ipynb
+		book/explorer.ipynb book/cost.ipynb book/paper_tables.ipynb book/gpu_window.ipynb book/choosing_scale.ipynb
 	$(MAKE) book
 	$(PY) -m pytest -q tests/test_book_html.py
 
