@@ -2,8 +2,6 @@
 verdict labels, numbers rounded to their spread, and the setup lines of the finding notebooks."""
 from __future__ import annotations
 
-import math
-
 import pandas as pd
 
 from lib import paper, verdicts
@@ -21,9 +19,7 @@ def label(verdict: str) -> str:
 
 def decimals(spread: float) -> int:
     """Decimals that keep two significant digits of `spread` (3 if it is zero or not finite)."""
-    if not math.isfinite(spread) or spread <= 0:
-        return 3
-    return max(0, 1 - math.floor(math.log10(spread)))
+    return verdicts.decimals_for(spread, low=0, high=12)
 
 
 def plus_minus(v: Verdict) -> str:
