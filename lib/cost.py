@@ -100,6 +100,23 @@ def profile_table(gpus=tuple(GPU_PEAK_FLOPS), utilisation: float = DEFAULT_UTILI
                          for profile in PROFILES.values() for size in profile.sizes])
 
 
+def preset_table() -> pd.DataFrame:
+    """Every profile's presets: shape, parameters (`model_cost`), learning rate, and the profile's
+    budget and numerics."""
+    rows = []
+    for profile in PROFILES.values():
+        for size in profile.sizes:
+            cfg, counts = profile.config(size), model_cost(profile.config(size))
+            m = cfg.model
+            rows.append({"profile": profile.name, "preset": size, "d_model": m.d_model,
+                         "layers": f"{m.num_layers} + {m.num_decoder_layers}", "heads": m.num_heads, "d_ff": m.d_ff,
+                         "params (M)": counts["params"] / 1e6, "non-embedding (M)": counts["non_embedding_params"] / 1e6,
+                         "lr": cfg.optim.lr, "T": f"2^{profile.total_tokens.bit_length() - 1}",
+                         "batch": cfg.optim.batch_size, "inputs": cfg.data.input_length,
+                         "vocab": cfg.data.vocab_size, "precision": cfg.precision})
+    return pd.DataFrame(rows)
+
+
 def paper_comparison(gpu: str = "H100 SXM", utilisation: float = DEFAULT_UTILISATION) -> pd.DataFrame:
     """The paper profile's XL at 2^35 tokens beside the paper's reported cost."""
     cfg = get_profile("paper").config("XL")

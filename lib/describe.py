@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from lib.config import RunConfig
 from lib.profiles import PROFILES
-from lib.tokenizer import NUM_SENTINELS
 
 
 def architecture(cfg: RunConfig) -> str:
@@ -37,22 +36,3 @@ def regularizer(cfg: RunConfig) -> str:
         parts.append(f"weight decay {o.weight_decay:g}")
     return " + ".join(parts) or "none"
 
-
-def presets() -> "pd.DataFrame":
-    """Every profile's presets: shape, parameters, learning rate and the profile's budget and numerics."""
-    import pandas as pd
-
-    from lib.models import meta_parameter_counts
-
-    rows = []
-    for profile in PROFILES.values():
-        for size, model in profile.presets.items():
-            counts = meta_parameter_counts(model, profile.vocab_size + NUM_SENTINELS)
-            rows.append({"profile": profile.name, "preset": size, "d_model": model.d_model,
-                         "layers": f"{model.num_layers} + {model.num_decoder_layers}", "heads": model.num_heads,
-                         "d_ff": model.d_ff, "params (M)": counts["params"] / 1e6,
-                         "non-embedding (M)": counts["non_embedding_params"] / 1e6,
-                         "lr": profile.learning_rates[size], "T": f"2^{profile.total_tokens.bit_length() - 1}",
-                         "batch": profile.batch_size, "inputs": profile.input_length, "vocab": profile.vocab_size,
-                         "precision": profile.precision})
-    return pd.DataFrame(rows)

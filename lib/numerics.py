@@ -9,6 +9,7 @@ rather than give other numbers under the same cache key.
 from __future__ import annotations
 
 import os
+import platform
 import time
 
 import torch
@@ -52,7 +53,7 @@ def cpu_facts() -> dict:
                 flags = line
     except OSError:
         pass
-    return {"cpu_model": model or "unknown", "aten_capability": torch.backends.cpu.get_cpu_capability(),
+    return {"cpu_model": model or platform.processor() or platform.machine(), "aten_capability": torch.backends.cpu.get_cpu_capability(),
             "mkl_cbwr": os.environ.get("MKL_CBWR", ""),
             "native_bf16": any(f in flags.split() for f in ("avx512_bf16", "amx_bf16"))}
 

@@ -148,7 +148,7 @@ def load(folder: Path, data: DataConfig) -> PackStore:
     key = (str(folder), data.corpus)
     if key not in _LOADED:
         manifest = read_manifest(folder)
-        _check_identity(manifest, data, folder)
+        _check_identity(manifest, data, folder)  # before reading a corpus the pack may not hold
         entry = manifest["corpora"][data.corpus]
         _LOADED[key] = manifest, PackStore(data.corpus, entry["source"], entry["fingerprint"],
                                            _tokenizer(folder, manifest), data.subset_seed,

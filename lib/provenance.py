@@ -7,6 +7,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 import torch
 
+from lib.numerics import cpu_facts
 from lib.paths import repo_root
 
 LIBRARIES = ("torch", "transformers", "datasets", "accelerate", "numpy", "sentencepiece")
@@ -24,13 +25,7 @@ def git_sha() -> str:
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return f"CPU: {line.split(':', 1)[1].strip()}"
-    except OSError:
-        pass
-    return f"CPU: {platform.processor() or platform.machine()}"
+    return f"CPU: {cpu_facts()['cpu_model']}"
 
 
 def library_version(name: str) -> str:
