@@ -21,8 +21,10 @@ SWEEP_COMMAND = ("python -m lib.pack build --profile gpu   # here, where the cor
 DIAGNOSTICS = ["val_loss", "val_content_loss", "val_first_loss", "val_later_loss", "val_encoder_use"]
 
 
-def cached_configs(profile: str = PROFILE) -> list[RunConfig]:
-    return [RunConfig.from_dict(r["config"]) for _, r in runs.cached_results() if r["config"]["profile"] == profile]
+def configs_of(results: pd.DataFrame) -> list[RunConfig]:
+    """The configs of a table's rows (whatever profile the table was read for)."""
+    keys = set(results.key) if not results.empty else set()
+    return [RunConfig.from_dict(r["config"]) for key, r in runs.cached_results() if key in keys]
 
 
 def table(profile: str = PROFILE) -> pd.DataFrame:
@@ -62,9 +64,9 @@ def encoder_in_use(results: pd.DataFrame) -> pd.DataFrame:
                          f"uses its encoder (both ≥ {FIRST_TOKEN_BAR})": (gap >= FIRST_TOKEN_BAR) & (swap >= FIRST_TOKEN_BAR)})
 
 
-def one_epoch_curves() -> pd.DataFrame:
-    """The evaluation curves of the 1-epoch runs (for the first-token figure)."""
-    return runs.curves([c for c in cached_configs() if c.data.epochs == 1])
+def one_epoch_curves(results: pd.DataFrame) -> pd.DataFrame:
+    """The evaluation curves of the table's 1-epoch runs (for the first-token figure)."""
+    return runs.curves(configs_of(results[results.epochs == 1]))
 
 
 def checks() -> pd.DataFrame:
@@ -95,8 +97,7 @@ def ladder_verdict(results: pd.DataFrame) -> verdicts.Verdict | None:
     if len(sizes) < 2:
         return None
     one = results[(results.epochs == 1) & results["size"].isin(sizes)]
-    cfgs = [c for c in cached_configs() if c.data.epochs == 1 and c.model.name in sizes]
-    cross = verdicts.ladder_crossovers(one, runs.curves(cfgs), sizes)
+    cross = verdicts.ladder_crossovers(one, runs.curves(configs_of(one)), sizes)
     return verdicts.tokens_grow_with_params(cross, verdicts.n_seeds(one))
 
 

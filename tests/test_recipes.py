@@ -41,3 +41,13 @@ def test_gpu_sizes_with_needs_every_epoch_and_keeps_profile_order():
 
 def test_gpu_status_gives_the_command_before_any_run():
     assert "tools/gpu_sweep.sh" in gpu_results.status(pd.DataFrame())
+
+
+def test_gpu_page_reads_the_curves_of_the_table_it_is_given(base_cfg, base_result):
+    """At the smoke profile (CI) the page shows smoke runs: their curves, not the gpu profile's."""
+    smoke_runs = gpu_results.table("smoke")
+    assert base_cfg.key() in set(smoke_runs.key)
+    assert {c.key() for c in gpu_results.configs_of(smoke_runs)} == set(smoke_runs.key)
+    as_one_epoch = smoke_runs.assign(epochs=1)  # the figure reads the 1-epoch rows' curves
+    assert not gpu_results.one_epoch_curves(as_one_epoch).empty
+    assert gpu_results.configs_of(pd.DataFrame()) == []
