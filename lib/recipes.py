@@ -22,6 +22,7 @@ from lib.profiles import get_profile
 STUDY_TOKENS = 2**23  # a reduced budget: 1 epoch of U = T
 FIRST_TOKEN_BAR = 0.3  # nats under the unigram model on a span's first token: the encoder is in use
 V2_NUMERICS = {"precision": "fp32", "compile": False, "threads": 1, "kernels": "avx2"}
+BASE_DATA = {"data__vocab_size": 4000, "data__input_length": 128}  # version 1's, where the study started
 ADAFACTOR_T5 = {"optim__optimizer": "adafactor", "optim__schedule": "rsqrt", "optim__lr": 1e-2,
                 "optim__grad_clip": 0.0}
 
@@ -53,9 +54,10 @@ RECIPES: dict[str, dict] = {
 
 
 def base_config(tokens: int = STUDY_TOKENS, seed: int = 0) -> RunConfig:
-    """XS of the cpu profile, 1 epoch of `tokens`, AdamW 3e-3, batch 32, with the version-2 numerics."""
+    """XS of the cpu profile, 1 epoch of `tokens`, AdamW 3e-3, batch 32, with version 1's vocabulary
+    (4,000) and inputs (128) and the version-2 numerics."""
     cfg = get_profile("cpu").config("XS", unique_tokens=tokens, seed=seed, batch_size=32, lr=3e-3)
-    return cfg.replace(**V2_NUMERICS)
+    return cfg.replace(**V2_NUMERICS, **BASE_DATA)
 
 
 def study(seeds=(0,), tokens: int = STUDY_TOKENS) -> list[RunConfig]:
