@@ -17,10 +17,10 @@ import pandas as pd
 
 from lib import runs
 from lib.config import ModelConfig, RunConfig
+from lib.profile_check import FIRST_TOKEN_BAR
 from lib.profiles import get_profile
 
 STUDY_TOKENS = 2**23  # a reduced budget: 1 epoch of U = T
-FIRST_TOKEN_BAR = 0.3  # nats under the unigram model on a span's first token: the encoder is in use
 V2_NUMERICS = {"precision": "fp32", "compile": False, "threads": 1, "kernels": "avx2"}
 BASE_DATA = {"data__vocab_size": 4000, "data__input_length": 128}  # version 1's, where the study started
 ADAFACTOR_T5 = {"optim__optimizer": "adafactor", "optim__schedule": "rsqrt", "optim__lr": 1e-2,

@@ -284,10 +284,11 @@ def late_dropout_matches(table: pd.DataFrame, curves: pd.DataFrame, starts: tupl
                    details={"ends": ends, "leads": leads, "estimates": estimates})
 
 
-def dropout_needs_tuning(table: pd.DataFrame, sizes: list[str], ladder_failures: str, metric: str = METRIC) -> Verdict:
+def dropout_needs_tuning(table: pd.DataFrame, sizes: list[str], size_caveat: str, metric: str = METRIC) -> Verdict:
     """3.10. (a) the best dropout rate differs across sizes: a size x rate interaction beyond
-    noise (F test) with different best rates; untestable if the size ladder fails
-    (`ladder_failures`, from `lib.verdicts.ladder_failures`); (b) the largest size, at its best
+    noise (F test) with different best rates; untestable where sizes cannot stand for the paper's
+    (`size_caveat`, from `lib.profile_check.size_caveat`: the ladder fails, or the encoder is
+    idle); (b) the largest size, at its best
     rate, still ends above its curve's best. Reproduced if both, partly if one; not reproduced
     if the largest size's curve ends at its best."""
     repeated = table[table.epochs == table.epochs.max()]
@@ -298,17 +299,17 @@ def dropout_needs_tuning(table: pd.DataFrame, sizes: list[str], ladder_failures:
     best_rate = {s: min(rates, key=lambda r: cells[(s, r)]) for s in sizes}
     f, p = stats.interaction_f_test(cells, sizes, rates)
     shifts = len(set(best_rate.values())) > 1
-    a = UNTESTABLE if ladder_failures else REPRODUCED if p < stats.ALPHA and shifts else INCONCLUSIVE
+    a = UNTESTABLE if size_caveat else REPRODUCED if p < stats.ALPHA and shifts else INCONCLUSIVE
     overfit = Cells(repeated.assign(overfit=repeated[metric] - repeated[f"best_{metric}"]), ["size", "dropout"], "overfit")
     decline = overfit.contrast({(sizes[-1], best_rate[sizes[-1]]): 1.0})
     b = directional(decline)
     if a == UNTESTABLE and b != REPRODUCED:
-        verdict, reason = UNTESTABLE, f"the size ladder does not hold ({ladder_failures}), and the largest size shows no late decline beyond noise"
+        verdict, reason = UNTESTABLE, f"{size_caveat}, and the largest size shows no late decline beyond noise"
     elif b == NOT and a != REPRODUCED:
         verdict, reason = NOT, ""
     else:
         verdict = combine([x for x in (a, b) if x != UNTESTABLE]) if a != UNTESTABLE else PARTLY
-        reason = f"(a) is untestable: the size ladder does not hold ({ladder_failures})" if a == UNTESTABLE else (
+        reason = f"(a) is untestable: {size_caveat}" if a == UNTESTABLE else (
             "(a) no size x rate interaction beyond noise" if verdict == INCONCLUSIVE else "")
     sentence = (
         "Best dropout rate on repeated data: " + ", ".join(f"{s} {best_rate[s]:g}" for s in sizes)
