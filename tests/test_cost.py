@@ -14,9 +14,9 @@ CPU = get_profile("cpu")
 
 
 def synthetic_bench(tokens_per_s: float = 1000.0) -> dict:
-    """A bench.json that measured only the cpu profile's S preset (bf16)."""
+    """A bench.json that measured only the cpu profile's S preset, in the profile's precision."""
     params = cost.model_cost(CPU.config("S"))["params"]
-    return {"train": [{"preset": "S", "params": params, "dtype": "bf16", "compiled": False,
+    return {"train": [{"preset": "S", "params": params, "dtype": CPU.precision, "compiled": False,
                        "tokens_per_s": tokens_per_s, "gflops": 1.0}]}
 
 
