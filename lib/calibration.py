@@ -74,13 +74,13 @@ def quality_3_4(scenario: str, d: float, seeds: int, rng) -> Verdict:
 
 
 def params_3_5(scenario: str, d: float, seeds: int, rng) -> Verdict:
-    """Rises of 2d (planted) or 20 (null): planted, shared x2 as dense and MoE 16 d above MoE 1;
+    """Rises of 2d (planted) or 20 (null): planted, shared x2 as dense and MoE 16 d above MoE 2;
     null, no MoE effect and shared x2 at the margin below dense; nothing: no rise anywhere."""
     r = {"planted": 2 * d, "null": 20.0, "nothing": 0.0}[scenario]
-    rises = {"dense": r, "shared x2": r * (1 - MARGIN) if scenario == "null" else r, "MoE 1": r,
+    rises = {"dense": r, "shared x2": r * (1 - MARGIN) if scenario == "null" else r, "MoE 2": r,
              "MoE 16": r + (d if scenario == "planted" else 0)}
     cells = {(a, e): (rise if e == 64 else 0.0) for a, rise in rises.items() for e in (1, 64)}
-    return vv.params_not_flops(_runs(cells, seeds, rng, ["architecture", "epochs"]), 16)
+    return vv.params_not_flops(_runs(cells, seeds, rng, ["architecture", "epochs"]), 16, 2)
 
 
 def moe_3_6(scenario: str, d: float, seeds: int, rng) -> Verdict:

@@ -69,7 +69,7 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """A T5 v1.1 shape (gated-GELU, untied embeddings), optionally a Switch MoE or layer-shared,
+    """A T5 v1.1 shape (gated-GELU, untied embeddings), optionally a mixture of experts or layer-shared,
     with its regularizers."""
 
     name: str
@@ -104,9 +104,9 @@ class ModelConfig:
             raise ValueError("capacity factors must be positive")
         if self.num_experts and self.layer_repeats > 1:
             raise ValueError("layer sharing is implemented for dense models only (num_experts=0)")
-        if self.num_experts and not 2 <= self.sparse_step <= min(self.num_layers, self.num_decoder_layers):
-            raise ValueError(f"sparse_step must be >= 2 (transformers adds the router losses only then) and at "
-                             f"most the number of layers, so that some layer is sparse (got {self.sparse_step})")
+        if self.num_experts and not 1 <= self.sparse_step <= min(self.num_layers, self.num_decoder_layers):
+            raise ValueError(f"sparse_step must be between 1 (every layer sparse) and the number of layers, so that "
+                             f"some layer is sparse (got {self.sparse_step})")
 
 
 @dataclass(frozen=True)

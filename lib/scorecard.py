@@ -20,7 +20,7 @@ CLAIMS = {  # finding -> (claim, what our headline contrast measures)
     "3.3": ("A larger dataset reduces degradation", "val-loss gap to fresh data at 16 epochs, smallest minus largest U"),
     "3.4": ("Higher-quality data does not prevent degradation", "relative val-loss rise, web minus wikipedia"),
     "3.5": ("Trainable parameters, not FLOPs, set the severity", "val-loss rise (unique to repeated), many-expert "
-            "MoE minus 1-expert MoE"),
+            "MoE minus the few-expert MoE of the same FLOPs"),
     "3.6": ("A cheap MoE with similar parameters overfits like the dense model", "final minus best val loss on "
             "repeated data, MoE proxy minus dense"),
     "3.7": ("UL2 degrades more than span corruption", "val-loss rise (unique to repeated), UL2 minus span corruption"),
@@ -81,7 +81,7 @@ def variant_findings(profile: str, size_caveat: str, seeds=(0, 1)) -> dict[str, 
     cheap_curves = runs.curves([c for c in cheap if c.data.epochs == sweeps.REPEATED])
     late = sweeps.late_dropout(profile, seeds)
     return {
-        "3.5": vv.params_not_flops(table(sweeps.params_vs_flops(profile, seeds)), experts),
+        "3.5": vv.params_not_flops(table(sweeps.params_vs_flops(profile, seeds)), experts, sweeps.MOE_BASELINE_EXPERTS[0]),
         "3.6": vv.cheap_moe_predicts(table(cheap), cheap_curves, "dense", f"MoE {experts}"),
         "3.7": vv.ul2_degrades_more(table(sweeps.objectives(profile, (*seeds, max(seeds) + 1)))),
         "3.8": vv.dropout_helps_most(table(sweeps.regularizer_grid(profile, seeds)), dropout),

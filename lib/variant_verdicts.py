@@ -48,24 +48,25 @@ def _rise(name: str, most: int) -> dict:
     return stats.difference((name, most), (name, 1))
 
 
-def params_not_flops(table: pd.DataFrame, proxy_experts: int, metric: str = METRIC) -> Verdict:
+def params_not_flops(table: pd.DataFrame, proxy_experts: int, baseline_experts: int, metric: str = METRIC) -> Verdict:
     """3.5. (a) FLOPs at fixed parameters: applying every layer twice changes the rise from unique
     to repeated data by less than MARGIN of the dense model's rise (equivalence; untestable if the
     dense model does not degrade); (b) parameters at fixed FLOPs: the many-expert MoE rises more
-    than the 1-expert one (claim: MARGIN of the 1-expert rise)."""
+    than the few-expert one of the same FLOPs, `baseline_experts` (with top-k routing, k experts:
+    every token passes through all of them) (claim: MARGIN of the baseline's rise)."""
     cells = Cells(table, ["architecture", "epochs"], metric)
     if not cells.df:
         return no_spread("3.5", metric, table)
-    most, moe = int(table.epochs.max()), f"MoE {proxy_experts}"
-    rise = {name: cells.contrast(_rise(name, most)) for name in ("dense", "shared x2", "MoE 1", moe)}
+    most, moe, base = int(table.epochs.max()), f"MoE {proxy_experts}", f"MoE {baseline_experts}"
+    rise = {name: cells.contrast(_rise(name, most)) for name in ("dense", "shared x2", base, moe)}
     flops = stats.difference_of_differences(("shared x2", most), ("shared x2", 1), ("dense", most), ("dense", 1))
     dense = _rise("dense", most)
     flops_effect = cells.contrast(flops)
     minus = cells.contrast(stats.weighted_sum([flops, dense], [1.0, -MARGIN]))
     plus = cells.contrast(stats.weighted_sum([flops, dense], [1.0, MARGIN]))
     a = within(minus, plus) if directional(rise["dense"]) == REPRODUCED else UNTESTABLE
-    params_effect = cells.contrast(stats.difference_of_differences((moe, most), (moe, 1), ("MoE 1", most), ("MoE 1", 1)))
-    claim = claim_size(rise["MoE 1"])
+    params_effect = cells.contrast(stats.difference_of_differences((moe, most), (moe, 1), (base, most), (base, 1)))
+    claim = claim_size(rise[base])
     b = directional(params_effect, claim)
     verdict = combine([a, b])
     reason = {UNTESTABLE: "the dense model does not degrade beyond noise, so neither comparison has a rise to change",
@@ -74,11 +75,11 @@ def params_not_flops(table: pd.DataFrame, proxy_experts: int, metric: str = METR
         f"Rise in final {metric} from unique to repeated data: "
         + ", ".join(f"{name} {e.estimate:+.3f}" for name, e in rise.items())
         + f". (a) Twice the FLOPs at the same parameters changes the rise by {flops_effect.interval()}; within "
-        f"{MARGIN:.0%} of the dense rise (equivalence test): {yes(a)}. (b) {proxy_experts} experts instead of 1 "
+        f"{MARGIN:.0%} of the dense rise (equivalence test): {yes(a)}. (b) {proxy_experts} experts instead of {baseline_experts} "
         f"(same FLOPs, more parameters) change it by {params_effect.interval()}: more degradation {yes(b)}.")
     return Verdict("3.5", verdict, sentence, metric, params_effect, n_seeds(table), claim=claim, reason=reason,
                    details={"a": a, "b": b, "estimates": {"(a) rise shared x2 minus dense": flops_effect,
-                                                          f"(b) rise {moe} minus MoE 1": params_effect,
+                                                          f"(b) rise {moe} minus {base}": params_effect,
                                                           **{f"rise {k}": e for k, e in rise.items()}}})
 
 
