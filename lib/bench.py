@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import functools
 import json
 import os
@@ -144,15 +145,22 @@ def training_step(cfg: RunConfig, total_vocab: int, dtype: str, compile_model: b
     return model, optimizer, step
 
 
+def _moe_bench_config(profile: str, size: str, experts: int) -> tuple[RunConfig, int]:
+    """`_bench_config`, as an MoE of `experts` with the variant designs' routing when experts > 0."""
+    cfg, total_vocab = _bench_config(profile, size)
+    if experts:
+        cfg = cfg.replace(model=dataclasses.replace(cfg.model, **sweeps.moe(experts)))
+    return cfg, total_vocab
+
+
 def train_throughput(profile: str, size: str, dtype: str, steps: int = 12, compile_model: bool = False,
                      before_timing=None, experts: int = 0, data=None) -> dict:
     """Input tokens/s and GFLOP/s of our training step (`training_step`) at this process's threads, on
     span-corrupted batches made beforehand (`data`, default `step_data`; `lib.train` makes each batch
     in its step, which `step_profile` shows). FLOPs: `FlopCounterMode` over one eager step; time:
-    `steps` steps after the warm-up. `experts` > 0: the preset as a Switch MoE with that many experts."""
-    cfg, total_vocab = _bench_config(profile, size)
-    if experts:
-        cfg = cfg.replace(model__num_experts=experts)
+    `steps` steps after the warm-up. `experts` > 0: the preset as an MoE with that many experts and
+    the variant designs' routing (`sweeps.moe`: top-2)."""
+    cfg, total_vocab = _moe_bench_config(profile, size, experts)
     model, optimizer, step = training_step(cfg, total_vocab, dtype, compile_model,
                                            *(data if data is not None else step_data(cfg, total_vocab, steps)))
     counter = FlopCounterMode(display=False)
@@ -291,14 +299,34 @@ def step_profile(profile: str, size: str | None = None, steps: int = 5, top: int
 
 
 def moe_proxy(profile: str, steps: int) -> list[dict]:
-    """Training speed of finding 3.6's pair on a quiet machine: the dense size and its MoE proxy
-    (run times in the cache vary with whatever else the machine was doing)."""
+    """Training speed of finding 3.6's pair on a quiet machine, [dense row, MoE row]: the dense size
+    and its MoE proxy (the variant size as a top-2 MoE), eager fp32 on one thread, so the ratio
+    compares the models rather than kernels or thread scaling (run times in the cache vary with
+    whatever else the machine was doing). Each row: input tokens/s, the model's FLOPs per input
+    token (`run_flops_per_input_token`: k experts per token) and those PyTorch's FLOP counter saw
+    (with the MoE's empty capacity slots); the MoE row adds its wall-clock and FLOP ratios to dense."""
+    from lib.models import run_flops_per_input_token
+
     p = get_profile(profile)
     dense, experts = sweeps.moe_proxy(profile)
-    rows = [train_throughput(profile, dense, p.precision, steps, p.compile),
-            train_throughput(profile, p.variant, p.precision, steps, p.compile, experts=experts)]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        rows = [train_throughput(profile, dense, "fp32", steps),
+                train_throughput(profile, p.variant, "fp32", steps, experts=experts)]
+    finally:
+        torch.set_num_threads(threads)
+    for row, size, moe in zip(rows, (dense, p.variant), (0, experts)):
+        cfg, total_vocab = _moe_bench_config(profile, size, moe)
+        row.update(threads=1, flops_per_token=run_flops_per_input_token(cfg, total_vocab),
+                   counted_flops_per_token=row["gflops"] * 1e9 / row["tokens_per_s"])
+    rows[1].update(wall_ratio=rows[0]["tokens_per_s"] / rows[1]["tokens_per_s"],
+                   flops_ratio=rows[1]["flops_per_token"] / rows[0]["flops_per_token"])
     for row in rows:
-        print(f"moe_proxy {row['preset']}: {row['tokens_per_s']:,.0f} input tokens/s")
+        print(f"moe_proxy {row['preset']}: {row['tokens_per_s']:,.0f} input tokens/s, "
+              f"{row['flops_per_token'] / 1e6:.2f} MFLOPs per token ({row['counted_flops_per_token'] / 1e6:.2f} counted)")
+    print(f"moe_proxy: the MoE costs {rows[1]['flops_ratio']:.2f}x the dense FLOPs and "
+          f"{rows[1]['wall_ratio']:.2f}x its wall-clock per token (fp32, one thread)")
     return rows
 
 
