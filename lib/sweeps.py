@@ -28,7 +28,9 @@ WEIGHT_DECAYS = (0.1, 1.0, 3.0)  # decoupled (AdamW); strong decay helps with li
 LATE_DROPOUT_STARTS = (1 / 16, 0.25, 0.5)  # finding 3.9: fraction of training before dropout switches on;
 # 1/16 is the authors' switch point (dropout 0 before, 0.1 after)
 DROPOUT_RATES = (0.0, 0.1, 0.2, 0.3, 0.5)  # findings 3.10 and 3.11 (the paper's best lies at 0.2-0.3)
-MOE = {"router_top_k": 2, "capacity_factor": 1.25, "sparse_step": 2}  # the authors' ST-MoE recipe
+# The authors' ST-MoE routing (top-2, capacity 1.25); they made every fourth FFN sparse in 12-layer stacks,
+# our 2-3-layer stacks every second one (every fourth would leave most of them dense).
+MOE = {"router_top_k": 2, "capacity_factor": 1.25, "sparse_step": 2}
 # (flaxformer st_moe_base.gin: top-2 routing, capacity 1.25 in training and 2.0 in evaluation, every
 # other FFN sparse, router z-loss 1e-4 and load-balancing loss 0.01, the last two in lib.models)
 RECIPE_EXPERTS = 16  # the recipe's experts
