@@ -62,7 +62,7 @@ def test_cheap_moe_proxy_is_a_fraction_of_the_dense_flops():
     proxy = next(c.model for c in cells if c.model.num_experts)
     params = [meta_parameter_counts(m, vocab)["params"] for m in (dense, proxy)]
     flops = [training_flops_per_input_token(m, vocab, 128, 32) for m in (dense, proxy)]
-    assert params[1] / params[0] == pytest.approx(1, abs=0.15)
+    assert params[1] / params[0] == pytest.approx(1, abs=0.25)  # experts come in powers of two
     assert flops[1] / flops[0] < 0.5
 
 
