@@ -82,7 +82,9 @@ def encoder_missing(table: pd.DataFrame, sizes: list[str]) -> str:
     """The sizes whose models miss bar (b), in words ('' if every size clears it)."""
     encoder = table[table.bar.str.startswith("(b)") & table["size"].isin(sizes)]
     missed = encoder[~encoder.met]
-    return "; ".join(f"{r['size']} {r['bar'].removeprefix('(b) ')} {r['estimate']:+.3f}" for _, r in missed.iterrows())
+    return "; ".join(f"{bar.removeprefix('(b) ')} " + (f"{group.estimate.min():+.3f} to {group.estimate.max():+.3f}"
+                                                      if len(group) > 1 else f"{group.estimate.iloc[0]:+.3f}")
+                     + f" ({', '.join(group['size'])})" for bar, group in missed.groupby("bar", sort=False))
 
 
 def gate(verdict: verdicts.Verdict, table: pd.DataFrame, sizes: list[str]) -> verdicts.Verdict:
@@ -91,7 +93,7 @@ def gate(verdict: verdicts.Verdict, table: pd.DataFrame, sizes: list[str]) -> ve
     missed = encoder_missing(table, sizes)
     if not missed or verdict.verdict == verdicts.UNTESTABLE:
         return verdict
-    reason = (f"the models do not use their encoder (bar (b), {FIRST_TOKEN_BAR} nats: {missed}), so they have not "
+    reason = (f"the models do not use their encoder (bar (b), {FIRST_TOKEN_BAR} nats; {missed}), so they have not "
               f"learned what a T5 model learns and their sizes cannot stand for the paper's; on these runs "
               f"alone the rule says *{verdict.verdict}*")
     return dataclasses.replace(verdict, verdict=verdicts.UNTESTABLE, reason=reason)
@@ -103,4 +105,4 @@ def size_caveat(ladder_failures: str, table: pd.DataFrame, sizes: list[str]) -> 
     if ladder_failures:
         return f"the size ladder does not hold ({ladder_failures})"
     missed = encoder_missing(table, sizes)
-    return f"the models do not use their encoder ({missed})" if missed else ""
+    return f"the models do not use their encoder (bar {FIRST_TOKEN_BAR} nats; {missed})" if missed else ""
