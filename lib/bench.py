@@ -14,7 +14,7 @@ previous values in bench.json):
                   by self CPU time and the step's phases, as shares of the step time
   sweep_modes     runs per hour: one training process alone vs several side by side, each with the
                   profile's threads (one thread per run: 1 vs one process per core)
-  moe_proxy       training speed of finding 3.6's dense size and its MoE proxy, measured together
+  moe_proxy       training speed of finding 3.6's pairs (each dense size and its MoE proxy), measured together
   book_cpu_hours  2-core hours of every cached cpu run
 Goals live here, never in timed tests.
 """
@@ -299,34 +299,36 @@ def step_profile(profile: str, size: str | None = None, steps: int = 5, top: int
 
 
 def moe_proxy(profile: str, steps: int) -> list[dict]:
-    """Training speed of finding 3.6's pair on a quiet machine, [dense row, MoE row]: the dense size
-    and its MoE proxy (the variant size as a top-2 MoE), eager fp32 on one thread, so the ratio
-    compares the models rather than kernels or thread scaling (run times in the cache vary with
-    whatever else the machine was doing). Each row: input tokens/s, the model's FLOPs per input
-    token (`run_flops_per_input_token`: k experts per token) and those PyTorch's FLOP counter saw
-    (with the MoE's empty capacity slots); the MoE row adds its wall-clock and FLOP ratios to dense."""
+    """Training speed of finding 3.6's pairs on a quiet machine, [dense row, MoE row] for each pair
+    (`sweeps.moe_pairs`): a dense size and its MoE proxy (the next smaller size as a top-2 MoE), eager
+    fp32 on one thread, so the ratio compares the models rather than kernels or thread scaling (run
+    times in the cache vary with whatever else the machine was doing). Each row: input tokens/s, the
+    model's FLOPs per input token (`run_flops_per_input_token`: k experts per token) and those
+    PyTorch's FLOP counter saw (with the MoE's empty capacity slots); each MoE row adds its wall-clock
+    and FLOP ratios to its dense partner."""
     from lib.models import run_flops_per_input_token
 
-    p = get_profile(profile)
-    dense, experts = sweeps.moe_proxy(profile)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
+    rows = []
     try:
-        rows = [train_throughput(profile, dense, "fp32", steps),
-                train_throughput(profile, p.variant, "fp32", steps, experts=experts)]
+        for backbone, (dense, experts) in sweeps.moe_pairs(profile).items():
+            pair = [train_throughput(profile, dense, "fp32", steps),
+                    train_throughput(profile, backbone, "fp32", steps, experts=experts)]
+            for row, size, moe in zip(pair, (dense, backbone), (0, experts)):
+                cfg, total_vocab = _moe_bench_config(profile, size, moe)
+                row.update(threads=1, flops_per_token=run_flops_per_input_token(cfg, total_vocab),
+                           counted_flops_per_token=row["gflops"] * 1e9 / row["tokens_per_s"])
+            pair[1].update(wall_ratio=pair[0]["tokens_per_s"] / pair[1]["tokens_per_s"],
+                           flops_ratio=pair[1]["flops_per_token"] / pair[0]["flops_per_token"])
+            for row in pair:
+                print(f"moe_proxy {row['preset']}: {row['tokens_per_s']:,.0f} input tokens/s, "
+                      f"{row['flops_per_token'] / 1e6:.2f} MFLOPs per token ({row['counted_flops_per_token'] / 1e6:.2f} counted)")
+            print(f"moe_proxy: {pair[1]['preset']} costs {pair[1]['flops_ratio']:.2f}x the FLOPs of {dense} and "
+                  f"{pair[1]['wall_ratio']:.2f}x its wall-clock per token (fp32, one thread)")
+            rows += pair
     finally:
         torch.set_num_threads(threads)
-    for row, size, moe in zip(rows, (dense, p.variant), (0, experts)):
-        cfg, total_vocab = _moe_bench_config(profile, size, moe)
-        row.update(threads=1, flops_per_token=run_flops_per_input_token(cfg, total_vocab),
-                   counted_flops_per_token=row["gflops"] * 1e9 / row["tokens_per_s"])
-    rows[1].update(wall_ratio=rows[0]["tokens_per_s"] / rows[1]["tokens_per_s"],
-                   flops_ratio=rows[1]["flops_per_token"] / rows[0]["flops_per_token"])
-    for row in rows:
-        print(f"moe_proxy {row['preset']}: {row['tokens_per_s']:,.0f} input tokens/s, "
-              f"{row['flops_per_token'] / 1e6:.2f} MFLOPs per token ({row['counted_flops_per_token'] / 1e6:.2f} counted)")
-    print(f"moe_proxy: the MoE costs {rows[1]['flops_ratio']:.2f}x the dense FLOPs and "
-          f"{rows[1]['wall_ratio']:.2f}x its wall-clock per token (fp32, one thread)")
     return rows
 
 

@@ -108,10 +108,12 @@ def glue_box(markdown: str) -> None:
     glue(BOX, Markdown(markdown), display=False)
 
 
-def variant_setup(prof, cfgs: list, seeds: list[int], repeated: int) -> str:
-    """The setup line of a variant finding (3.5-3.11): size, T, batch, corpus, repetition, runs."""
+def variant_setup(prof, cfgs: list, seeds: list[int], repeated: int, sizes: list[str] | None = None) -> str:
+    """The setup line of a variant finding (3.5-3.11): size(s), T, batch, corpus, repetition, runs."""
     T = prof.variant_total_tokens
-    return (f"**Setup.** Size {prof.variant} ({prof.name} profile), T = {T:,} encoder input tokens, batch "
+    sizes = sizes or [prof.variant]
+    named = f"Size {sizes[0]}" if len(sizes) == 1 else f"Sizes {', '.join(sizes[:-1])} and {sizes[-1]}"
+    return (f"**Setup.** {named} ({prof.name} profile), T = {T:,} encoder input tokens, batch "
             f"{prof.batch_size} x {prof.input_length}, corpus `{prof.corpus}`; *unique* = 1 epoch of T, *repeated* = "
             f"{repeated} epochs of U = T/{repeated} = {T // repeated:,} tokens. {len(cfgs)} runs, seeds {seeds}.")
 

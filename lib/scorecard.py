@@ -71,7 +71,7 @@ def variant_findings(profile: str, size_caveat: str, seeds=(0, 1)) -> dict[str, 
     """Findings 3.5-3.11, each by its notebook's rule (3.7 with one more seed, as its notebook);
     `size_caveat` says why the grid's sizes cannot stand for the paper's, if they cannot (for 3.10)."""
     p = get_profile(profile)
-    dense, experts = sweeps.moe_proxy(profile)
+    experts = sweeps.moe_proxy(profile)[1]  # finding 3.11's proxy (the variant size's)
     dropout = f"dropout {sweeps.DROPOUT:g}"
 
     def table(cfgs):
@@ -81,8 +81,9 @@ def variant_findings(profile: str, size_caveat: str, seeds=(0, 1)) -> dict[str, 
     cheap_curves = runs.curves([c for c in cheap if c.data.epochs == sweeps.REPEATED])
     late = sweeps.late_dropout(profile, seeds)
     return {
-        "3.5": vv.params_not_flops(table(sweeps.params_vs_flops(profile, seeds)), experts, sweeps.MOE_BASELINE_EXPERTS[0]),
-        "3.6": vv.cheap_moe_predicts(table(cheap), cheap_curves, "dense", f"MoE {experts}"),
+        "3.5": vv.params_not_flops_by_size(table(sweeps.params_vs_flops(profile, seeds)), sweeps.RECIPE_EXPERTS,
+                                           sweeps.MOE_BASELINE_EXPERTS[0]),
+        "3.6": vv.cheap_moe_by_size(table(cheap), cheap_curves, sweeps.moe_pairs(profile)),
         "3.7": vv.ul2_degrades_more(table(sweeps.objectives(profile, (*seeds, max(seeds) + 1)))),
         "3.8": vv.dropout_helps_most(table(sweeps.regularizer_grid(profile, seeds)), dropout),
         "3.9": vv.late_dropout_matches(table(late), runs.curves(late), sweeps.LATE_DROPOUT_STARTS, dropout),

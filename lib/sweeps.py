@@ -110,14 +110,17 @@ def moe(experts: int, **changes) -> dict:
 
 
 @lru_cache(maxsize=None)
-def moe_proxy(profile: str) -> tuple[str, int]:
-    """Finding 3.6's pair: (dense size, experts) such that the variant size as a top-2 MoE
-    (`MOE`) has about the trainable parameters of the next larger dense size, at a fraction of its
-    FLOPs. Experts are chosen by parameters only (top-k changes FLOPs, not parameters); ties go to
-    the recipe's 16."""
+def moe_proxy(profile: str, size: str | None = None) -> tuple[str, int]:
+    """Finding 3.6's pair for a backbone (default: the variant size): (dense size, experts) such that
+    `size` as a top-2 MoE (`MOE`) has about the trainable parameters of the next larger dense size, at
+    a fraction of its FLOPs. Experts are chosen by parameters only (top-k changes FLOPs, not
+    parameters); ties go to the recipe's 16."""
     p = get_profile(profile)
-    small = p.presets[p.variant]
-    dense = p.sizes[p.sizes.index(p.variant) + 1]
+    size = size or p.variant
+    if size == p.sizes[-1]:
+        raise ValueError(f"{size} is the largest size of profile {profile!r}: no larger dense size to stand in for")
+    small = p.presets[size]
+    dense = p.sizes[p.sizes.index(size) + 1]
     vocab = p.vocab_size + NUM_SENTINELS
 
     def params(model) -> int:
@@ -129,27 +132,37 @@ def moe_proxy(profile: str) -> tuple[str, int]:
     return dense, experts
 
 
+def moe_pairs(profile: str) -> dict[str, tuple[str, int]]:
+    """Finding 3.6's pairs: each proxy backbone of the profile -> (dense size, experts), smallest first."""
+    return {size: moe_proxy(profile, size) for size in get_profile(profile).proxy_backbones}
+
+
 def params_vs_flops(profile: str, seeds=(0, 1)) -> list[RunConfig]:
-    """Finding 3.5: parameters at fixed FLOPs (top-2 MoE with the proxy's experts vs 2 experts; half
-    the layers shared twice) and FLOPs at fixed parameters (every layer applied twice), each on unique
-    and on repeated data."""
+    """Finding 3.5, at each of the profile's MoE backbones: parameters at fixed FLOPs (top-2 MoE with
+    the recipe's 16 experts vs 2 experts; half the layers shared twice) and FLOPs at fixed parameters
+    (every layer applied twice), each on unique and on repeated data."""
     p = get_profile(profile)
-    layers = p.presets[p.variant].num_layers
-    variants = [({}, "dense"),
-                ({"layer_repeats": 2}, "shared x2"),
-                ({"num_layers": layers // 2, "num_decoder_layers": layers // 2, "layer_repeats": 2}, "half shared x2"),
-                *[(moe(e), f"MoE {e}") for e in (*MOE_BASELINE_EXPERTS, moe_proxy(profile)[1])]]
-    return [variant_cell(profile, epochs=epochs, seed=seed, model=model, label=label)
-            for seed in seeds for model, label in variants for epochs in (1, REPEATED)]
+    cells = []
+    for size in p.moe_backbones:
+        layers = p.presets[size].num_layers
+        variants = [({}, "dense"),
+                    ({"layer_repeats": 2}, "shared x2"),
+                    ({"num_layers": layers // 2, "num_decoder_layers": layers // 2, "layer_repeats": 2},
+                     "half shared x2"),
+                    *[(moe(e), f"MoE {e}") for e in (*MOE_BASELINE_EXPERTS, RECIPE_EXPERTS)]]
+        cells += [(size, model, label) for model, label in variants]
+    return [variant_cell(profile, size, epochs=epochs, seed=seed, model=model, label=label)
+            for seed in seeds for size, model, label in cells for epochs in (1, REPEATED)]
 
 
 def cheap_moe(profile: str, seeds=(0, 1)) -> list[RunConfig]:
-    """Finding 3.6: the MoE proxy (variant size as a top-2 MoE, about the dense size's parameters)
-    and the dense size, on unique and repeated data."""
-    dense, experts = moe_proxy(profile)
-    return [cfg for seed in seeds for epochs in (1, REPEATED) for cfg in (
-        variant_cell(profile, dense, epochs, seed),
-        variant_cell(profile, epochs=epochs, seed=seed, model=moe(experts), label=f"MoE {experts}"))]
+    """Finding 3.6, for each of the profile's proxy backbones: the MoE proxy (the backbone as a top-2
+    MoE, about the next dense size's parameters) and that dense size, on unique and repeated data."""
+    cells = []
+    for size, (dense, experts) in moe_pairs(profile).items():
+        cells += [(dense, {}, ""), (size, moe(experts), f"MoE {experts}")]
+    return [variant_cell(profile, size, epochs, seed, model=model, label=label)
+            for seed in seeds for epochs in (1, REPEATED) for size, model, label in cells]
 
 
 def objectives(profile: str, seeds=(0, 1, 2)) -> list[RunConfig]:

@@ -83,6 +83,13 @@ def params_not_flops(table: pd.DataFrame, proxy_experts: int, baseline_experts: 
                                                           **{f"rise {k}": e for k, e in rise.items()}}})
 
 
+def params_not_flops_by_size(table: pd.DataFrame, experts: int, baseline_experts: int,
+                             metric: str = METRIC) -> Verdict:
+    """3.5 at each backbone size in `table` (smallest first), combined by `across_sizes`."""
+    return across_sizes("3.5", {size: params_not_flops(rows, experts, baseline_experts, metric)
+                                for size, rows in table.groupby("size", sort=False)})
+
+
 def curve_shape(curves: pd.DataFrame, by: str, metric: str = METRIC) -> pd.DataFrame:
     """Per run: the tokens at its best evaluation and its final minus best metric."""
     runs: dict = {}
@@ -98,13 +105,36 @@ def curve_shape(curves: pd.DataFrame, by: str, metric: str = METRIC) -> pd.DataF
 
 def seconds_per_run(table: pd.DataFrame, dense: str, moe: str) -> tuple[dict[str, float], str]:
     """Training seconds of one run of each architecture, and where they come from: the quiet-machine
-    measurement of `python -m lib.bench --only moe_proxy` if there is one, else the runs' own
-    times (which vary with whatever else the machine was doing)."""
+    measurement of `python -m lib.bench --only moe_proxy` if it measured this profile's pair, else
+    the runs' own times (which vary with whatever else the machine was doing)."""
     tokens = float(table.total_tokens.iloc[0])
-    if measured := read_bench().get("moe_proxy"):
-        dense_row, moe_row = measured
-        return {dense: tokens / dense_row["tokens_per_s"], moe: tokens / moe_row["tokens_per_s"]}, "the benchmark"
+    presets = {arch: size if arch == dense else f"{size} {arch}"
+               for arch, size in table.groupby("architecture")["size"].first().items()}
+    bench = read_bench()
+    measured = {row["preset"]: row for row in bench.get("moe_proxy") or []}
+    if bench.get("profile") == table.profile.iloc[0] and all(presets.get(a) in measured for a in (dense, moe)):
+        return {a: tokens / measured[presets[a]]["tokens_per_s"] for a in (dense, moe)}, "the benchmark"
     return table.groupby("architecture")["train_seconds"].mean().to_dict(), "the runs' own times"
+
+
+def across_sizes(finding: str, by_size: dict[str, Verdict]) -> Verdict:
+    """One finding tested at several sizes (or pairs of sizes), smallest first: reproduced if it is at
+    every size, partly if at some (`verdicts.combine`); the headline contrast is the largest size's;
+    every size's sentence, reason and intervals are kept, prefixed by the size's name. One size: its
+    own verdict."""
+    if len(by_size) == 1:
+        return next(iter(by_size.values()))
+    largest = list(by_size)[-1]
+    head = by_size[largest]
+    label = combine([v.verdict for v in by_size.values()])
+    sentence = " ".join(f"**{size}:** {v.verdict}. {v.sentence}" for size, v in by_size.items())
+    distinct = {v.reason for v in by_size.values()}
+    reason = distinct.pop() if len(distinct) == 1 else "; ".join(f"{size}: {v.reason}" for size, v in by_size.items() if v.reason)
+    estimates = {f"{size} {name}": e for size, v in by_size.items()
+                 for name, e in v.details.get("estimates", {}).items()}
+    return Verdict(finding, label, sentence, head.metric, head.estimate, min(v.n_seeds for v in by_size.values()),
+                   claim=head.claim, reason=reason,
+                   details={"by_size": by_size, "headline_size": largest, "estimates": estimates})
 
 
 PEAK_BAND = (0.75, 1.25)  # the proxy's best point within +-25 % of the dense model's, in tokens
@@ -157,6 +187,25 @@ def cheap_moe_predicts(table: pd.DataFrame, repeated_curves: pd.DataFrame, dense
                             "params_ratio": float(params_ratio),
                             "estimates": {"drop, MoE minus dense": drop_gap, "peak ratio, MoE over dense": ratio,
                                           f"drop {dense}": dense_drop}})
+
+
+def moe_pair(table: pd.DataFrame, dense_size: str, backbone: str, moe: str) -> pd.DataFrame:
+    """The rows of one 3.6 pair in a table holding several: the dense size's dense runs and the
+    backbone's `moe` runs."""
+    dense = (table["size"] == dense_size) & (table.architecture == "dense")
+    return table[dense | ((table["size"] == backbone) & (table.architecture == moe))]
+
+
+def cheap_moe_by_size(table: pd.DataFrame, repeated_curves: pd.DataFrame, pairs: dict[str, tuple[str, int]],
+                      metric: str = METRIC) -> Verdict:
+    """3.6 for each pair in `pairs` (proxy backbone -> (dense size, experts), smallest first),
+    combined by `across_sizes`."""
+    by_size = {}
+    for backbone, (dense_size, experts) in pairs.items():
+        moe = f"MoE {experts}"
+        by_size[f"{backbone} with {experts} experts vs {dense_size}"] = cheap_moe_predicts(moe_pair(table, dense_size, backbone, moe),
+                                               moe_pair(repeated_curves, dense_size, backbone, moe), "dense", moe, metric)
+    return across_sizes("3.6", by_size)
 
 
 def ul2_degrades_more(table: pd.DataFrame, metric: str = METRIC) -> Verdict:

@@ -242,6 +242,32 @@ def _render_speed_section(monkeypatch, tmp_path, content: dict) -> str:
     return "\n".join(shown)
 
 
+def test_moe_proxy_measures_every_pair_and_verdicts_read_their_own():
+    """Each of finding 3.6's pairs is measured (dense row, then MoE row with its ratios), and
+    `seconds_per_run` takes a pair's seconds from the bench only if the bench measured that pair
+    on the table's profile."""
+    import pandas as pd
+    from lib import sweeps
+    from lib import variant_verdicts as vv
+
+    rows = bench.moe_proxy("smoke", steps=1)
+    pairs = sweeps.moe_pairs("smoke")
+    assert [r["preset"] for r in rows] == [p for b, (d, e) in pairs.items() for p in (d, f"{b} MoE {e}")]
+    assert all(0 < r["flops_ratio"] < 1 and r["wall_ratio"] > 0 for r in rows[1::2])
+    (backbone, (dense, experts)), = pairs.items()
+    table = pd.DataFrame({"architecture": ["dense", f"MoE {experts}"], "size": [dense, backbone],
+                          "train_seconds": [7.0, 3.0], "total_tokens": 1000, "profile": "smoke"})
+    for profile, source in (("smoke", "the benchmark"), ("cpu", "the runs' own times")):
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(vv, "read_bench", lambda: {"profile": profile, "moe_proxy": rows})
+            seconds, found = vv.seconds_per_run(table, "dense", f"MoE {experts}")
+        assert found == source
+        if source == "the benchmark":
+            assert seconds["dense"] == pytest.approx(1000 / rows[0]["tokens_per_s"])
+        else:
+            assert seconds == {"dense": 7.0, f"MoE {experts}": 3.0}
+
+
 def test_page_renders_an_empty_bench(monkeypatch, tmp_path):
     text = _render_speed_section(monkeypatch, tmp_path, {})
     for key, part in (("peer", "peer"), ("utilisation", "utilisation"), ("step_profile", "step_profile"),

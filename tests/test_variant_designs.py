@@ -21,49 +21,58 @@ def _moe_cells(cfgs):
 @pytest.mark.parametrize("profile", ["smoke", "cpu"])
 def test_moe_designs_use_the_st_moe_recipe(profile):
     """3.5, 3.6 and 3.11: every MoE cell routes top-2 with capacity 1.25 (2.0 in evaluation) in every
-    other FFN layer; the proxy's experts come from `moe_proxy` (16, the recipe's, on the cpu profile)."""
-    dense, experts = sweeps.moe_proxy(profile)
+    other FFN layer, with the baseline's 2 experts, the recipe's 16 or a proxy's count (`moe_pairs`)."""
+    pairs = sweeps.moe_pairs(profile)
     if profile == "cpu":
-        assert (dense, experts) == ("S", 16)
+        assert pairs == {"XS": ("S", 16), "S": ("M", 8)}
+    proxies = {experts for _, experts in pairs.values()}
     for design in (sweeps.params_vs_flops, sweeps.cheap_moe, sweeps.moe_hparam_transfer):
         cells = _moe_cells(design(profile, SEEDS))
         assert cells
         for c in cells:
             m = c.model
             assert (m.router_top_k, m.capacity_factor, m.eval_capacity_factor, m.sparse_step) == (2, 1.25, 2.0, 2)
-        assert {c.model.num_experts for c in cells} <= {experts, *sweeps.MOE_BASELINE_EXPERTS}
-        assert experts in {c.model.num_experts for c in cells}
+        assert {c.model.num_experts for c in cells} <= {*proxies, sweeps.RECIPE_EXPERTS, *sweeps.MOE_BASELINE_EXPERTS}
 
 
 def test_params_vs_flops_compares_experts_at_equal_flops():
-    """3.5: the proxy MoE and the 2-expert MoE (top-2: both experts see every token) have the same
+    """3.5, at each backbone: 16 experts and 2 experts (top-2: both see every token) have the same
     FLOPs per token (up to their routers) and different parameters; each on unique and repeated data."""
     p = get_profile("cpu")
     cells = sweeps.params_vs_flops("cpu", SEEDS)
-    counts = Counter(describe.architecture(c) for c in cells)
-    experts = sweeps.moe_proxy("cpu")[1]
-    assert counts == {name: 2 * len(SEEDS) for name in
-                      ("dense", "shared x2", "half shared x2", "MoE 2", f"MoE {experts}")}
     vocab = p.vocab_size + NUM_SENTINELS
-    by_name = {describe.architecture(c): c.model for c in cells}
-    small, big = by_name["MoE 2"], by_name[f"MoE {experts}"]
-    flops = [training_flops_per_input_token(m, vocab, 128, 32) for m in (small, big)]
-    assert flops[1] / flops[0] == pytest.approx(1, abs=0.01)
-    assert meta_parameter_counts(big, vocab)["params"] > 1.5 * meta_parameter_counts(small, vocab)["params"]
+    assert [size for size in dict.fromkeys(c.model.name for c in cells)] == p.moe_backbones == ["XXS", "XS"]
+    for size in p.moe_backbones:
+        mine = [c for c in cells if c.model.name == size]
+        counts = Counter(describe.architecture(c) for c in mine)
+        assert counts == {name: 2 * len(SEEDS) for name in
+                          ("dense", "shared x2", "half shared x2", "MoE 2", "MoE 16")}
+        by_name = {describe.architecture(c): c.model for c in mine}
+        small, big = by_name["MoE 2"], by_name["MoE 16"]
+        flops = [training_flops_per_input_token(m, vocab, 128, 32) for m in (small, big)]
+        assert flops[1] / flops[0] == pytest.approx(1, abs=0.01)
+        assert meta_parameter_counts(big, vocab)["params"] > 2 * meta_parameter_counts(small, vocab)["params"]
 
 
-def test_cheap_moe_proxy_is_a_fraction_of_the_dense_flops():
-    """3.6: the top-2 proxy has about the dense size's parameters at well under its FLOPs."""
+def test_cheap_moe_proxies_are_a_fraction_of_the_dense_flops():
+    """3.6, for each pair: the top-2 proxy has about the next dense size's parameters at well under
+    its FLOPs."""
     p = get_profile("cpu")
     vocab = p.vocab_size + NUM_SENTINELS
     cells = sweeps.cheap_moe("cpu", SEEDS)
-    assert len(cells) == 4 * len(SEEDS)
-    dense = next(c.model for c in cells if not c.model.num_experts)
-    proxy = next(c.model for c in cells if c.model.num_experts)
-    params = [meta_parameter_counts(m, vocab)["params"] for m in (dense, proxy)]
-    flops = [training_flops_per_input_token(m, vocab, 128, 32) for m in (dense, proxy)]
-    assert params[1] / params[0] == pytest.approx(1, abs=0.25)  # experts come in powers of two
-    assert flops[1] / flops[0] < 0.5
+    assert len(cells) == 4 * len(SEEDS) * len(p.proxy_backbones)
+    for backbone, (dense_size, experts) in sweeps.moe_pairs("cpu").items():
+        dense = next(c.model for c in cells if c.model.name == dense_size and not c.model.num_experts)
+        proxy = next(c.model for c in cells if c.model.name == backbone and c.model.num_experts == experts)
+        params = [meta_parameter_counts(m, vocab)["params"] for m in (dense, proxy)]
+        flops = [training_flops_per_input_token(m, vocab, 128, 32) for m in (dense, proxy)]
+        assert params[1] / params[0] == pytest.approx(1, abs=0.25)  # experts come in powers of two
+        assert flops[1] / flops[0] < 0.5
+
+
+def test_the_largest_size_has_no_proxy():
+    with pytest.raises(ValueError, match="largest size"):
+        sweeps.moe_proxy("cpu", "M")
 
 
 def test_late_dropout_has_the_authors_switch_point():

@@ -74,3 +74,14 @@ def test_ladder_failure_makes_the_size_claim_untestable():
     table["best_val_loss"] = table.val_loss
     verdict = verdicts.repetition_degrades(table, calibration.SIZES)
     assert verdict.verdict == verdicts.UNTESTABLE and "ladder" in verdict.reason
+
+
+def test_a_finding_at_two_sizes_is_partly_reproduced_where_one_size_is():
+    """`across_sizes`: every size's verdict and intervals are kept; the headline is the largest size's."""
+    rng = np.random.default_rng(0)
+    small, large = calibration.RULES["3.5"]("planted", 10, 3, rng), calibration.RULES["3.5"]("null", 0, 3, rng)
+    combined = vv.across_sizes("3.5", {"A": small, "B": large})
+    assert small.verdict == verdicts.REPRODUCED and large.verdict != verdicts.REPRODUCED
+    assert combined.verdict == verdicts.PARTLY and combined.estimate is large.estimate
+    assert "**A:** reproduced" in combined.sentence and f"**B:** {large.verdict}" in combined.sentence
+    assert len(verdicts.interval_table(combined)) == len(verdicts.interval_table(small)) * 2
