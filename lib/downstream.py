@@ -171,3 +171,16 @@ def pretraining_sentence(helps: pd.DataFrame) -> str:
         sentence += (" At this scale the probe mostly measures the fine-tuning itself, not what pre-training "
                      "taught, so the differences between checkpoints below are weak evidence either way.")
     return sentence
+
+
+def encoder_sentence(missed: str, bar: float) -> str:
+    """Why the probe can or cannot rank checkpoints, from the encoder-use bars the checkpoints miss
+    (`profile_check.encoder_missing`: '' if they clear them)."""
+    if not missed:
+        return (f"Every grid size clears both encoder bars ({bar} nats): the checkpoints read their input, so "
+                "the probe asks what they can already do.")
+    return (f"The checkpoints miss the encoder bars ({bar} nats): {missed}. Their decoders learned word "
+            "statistics while their encoders stayed nearly unused, and copying a title from the lead is "
+            "exactly what an encoder is for; so fine-tuning has to teach it from little more than a random "
+            "start, and the probe can rank checkpoints only weakly.")
+

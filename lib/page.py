@@ -87,7 +87,8 @@ def probe_setup(prof, ft, repetition_epochs: list[int]) -> str:
     return (f"**Setup.** {prof.name} profile. Checkpoints: notebook 02's grid (sizes {', '.join(prof.grid)}, T = "
             f"{prof.total_tokens:,}, epochs {', '.join(map(str, repetition_epochs))}), notebook 04's "
             f"web/wikipedia pair ({prof.focus}) and notebook 07's span/UL2 pair ({prof.variant}, T = "
-            f"{prof.variant_total_tokens:,}). Fine-tuning: {ft.train_examples:,} training articles, {ft.steps} steps "
+            f"{prof.variant_total_tokens:,}), vocabulary of {prof.vocab_size:,} pieces. Fine-tuning: "
+            f"{ft.train_examples:,} training articles, {ft.steps} steps "
             f"of {ft.batch_size}, learning rate {ft.lr}, dropout {ft.dropout}, titles up to {ft.target_length} "
             f"tokens; {ft.test_examples} held-out articles are scored.")
 
