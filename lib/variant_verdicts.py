@@ -334,6 +334,23 @@ def late_dropout_matches(table: pd.DataFrame, curves: pd.DataFrame, starts: tupl
                    details={"ends": ends, "leads": leads, "estimates": estimates})
 
 
+def best_rates(table: pd.DataFrame, sizes: list[str], metric: str = METRIC) -> pd.DataFrame:
+    """3.10, per size on repeated data: the best dropout rate (lowest mean final metric), its benefit
+    over no dropout and the curve's final-minus-best at that rate, each with its 95 % interval."""
+    repeated = table[table.epochs == table.epochs.max()]
+    cells = Cells(repeated, ["size", "dropout"], metric)
+    overfit = Cells(repeated.assign(overfit=repeated[metric] - repeated[f"best_{metric}"]), ["size", "dropout"], "overfit")
+    rates = sorted(repeated.dropout.unique())
+    rows = []
+    for size in sizes:
+        best = min(rates, key=lambda r: cells[(size, r)])
+        benefit = cells.contrast(stats.difference((size, 0.0), (size, best)))
+        decline = overfit.contrast({(size, best): 1.0})
+        rows.append({"size": size, "best rate": best, f"{metric} at best rate": cells[(size, best)],
+                     "benefit over no dropout": benefit.interval(), "final minus best at best rate": decline.interval()})
+    return pd.DataFrame(rows).set_index("size")
+
+
 def dropout_needs_tuning(table: pd.DataFrame, sizes: list[str], size_caveat: str, metric: str = METRIC) -> Verdict:
     """3.10. (a) the best dropout rate differs across sizes: a size x rate interaction beyond
     noise (F test) with different best rates; untestable where sizes cannot stand for the paper's

@@ -85,3 +85,19 @@ def test_a_finding_at_two_sizes_is_partly_reproduced_where_one_size_is():
     assert combined.verdict == verdicts.PARTLY and combined.estimate is large.estimate
     assert "**A:** reproduced" in combined.sentence and f"**B:** {large.verdict}" in combined.sentence
     assert len(verdicts.interval_table(combined)) == len(verdicts.interval_table(small)) * 2
+
+
+def test_best_rates_per_size_with_benefit_and_late_decline():
+    """3.10's per-size table: each size's lowest-loss rate, its gain over no dropout, and the
+    final-minus-best of the curve at that rate."""
+    rows = []
+    for size, best, decline in (("A", 0.1, 0.0), ("B", 0.3, 0.05)):
+        for rate in (0.0, 0.1, 0.3):
+            for seed, noise in enumerate((-0.001, 0.001)):
+                loss = 5.0 + (0.0 if rate == best else 0.2) + noise
+                rows.append({"size": size, "dropout": rate, "epochs": 64, "seed": seed, "val_loss": loss,
+                             "best_val_loss": loss - (decline if rate == best else 0.0)})
+    table = vv.best_rates(pd.DataFrame(rows), ["A", "B"])
+    assert table["best rate"].to_dict() == {"A": 0.1, "B": 0.3}
+    assert table.loc["A", "benefit over no dropout"].startswith("+0.200")
+    assert table.loc["B", "final minus best at best rate"].startswith("+0.050")
