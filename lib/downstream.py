@@ -183,4 +183,3 @@ def encoder_sentence(missed: str, bar: float) -> str:
             "statistics while their encoders stayed nearly unused, and copying a title from the lead is "
             "exactly what an encoder is for; so fine-tuning has to teach it from little more than a random "
             "start, and the probe can rank checkpoints only weakly.")
-
