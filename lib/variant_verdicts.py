@@ -119,14 +119,15 @@ def seconds_per_run(table: pd.DataFrame, dense: str, moe: str) -> tuple[dict[str
 
 def across_sizes(finding: str, by_size: dict[str, Verdict]) -> Verdict:
     """One finding tested at several sizes (or pairs of sizes), smallest first: reproduced if it is at
-    every size, partly if at some (`verdicts.combine`); the headline contrast is the largest size's;
+    every size, partly if it or part of it is at some (`verdicts.combine`); the headline contrast is the largest size's;
     every size's sentence, reason and intervals are kept, prefixed by the size's name. One size: its
     own verdict."""
     if len(by_size) == 1:
         return next(iter(by_size.values()))
     largest = list(by_size)[-1]
     head = by_size[largest]
-    label = combine([v.verdict for v in by_size.values()])
+    labels = [v.verdict for v in by_size.values()]
+    label = PARTLY if PARTLY in labels else combine(labels)  # part of the claim holds at some size
     sentence = " ".join(f"**{size}:** {v.verdict}. {v.sentence}" for size, v in by_size.items())
     distinct = {v.reason for v in by_size.values()}
     reason = distinct.pop() if len(distinct) == 1 else "; ".join(f"{size}: {v.reason}" for size, v in by_size.items() if v.reason)

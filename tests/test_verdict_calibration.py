@@ -3,6 +3,8 @@ seeds, DRAWS tables per case): without the claimed effect it says "reproduced" a
 time (plus Monte-Carlo tolerance), and with a 10-sd effect and 3 seeds at least 80 % of the time."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -85,6 +87,9 @@ def test_a_finding_at_two_sizes_is_partly_reproduced_where_one_size_is():
     assert combined.verdict == verdicts.PARTLY and combined.estimate is large.estimate
     assert "**A:** reproduced" in combined.sentence and f"**B:** {large.verdict}" in combined.sentence
     assert len(verdicts.interval_table(combined)) == len(verdicts.interval_table(small)) * 2
+    partly = dataclasses.replace(large, verdict=verdicts.PARTLY)
+    assert vv.across_sizes("3.5", {"A": partly, "B": partly}).verdict == verdicts.PARTLY
+    assert vv.across_sizes("3.5", {"A": partly, "B": large}).verdict == verdicts.PARTLY
 
 
 def test_best_rates_per_size_with_benefit_and_late_decline():
