@@ -119,9 +119,9 @@ def seconds_per_run(table: pd.DataFrame, dense: str, moe: str) -> tuple[dict[str
 
 def across_sizes(finding: str, by_size: dict[str, Verdict]) -> Verdict:
     """One finding tested at several sizes (or pairs of sizes), smallest first: reproduced if it is at
-    every size, partly if it or part of it is at some (`verdicts.combine`); the headline contrast is the largest size's;
-    every size's sentence, reason and intervals are kept, prefixed by the size's name. One size: its
-    own verdict."""
+    every size, partly if it or part of it is at some (`verdicts.combine`); the headline contrast is
+    the largest size's; every size's sentence, reason and intervals are kept, prefixed by the size's
+    name. One size: its own verdict."""
     if len(by_size) == 1:
         return next(iter(by_size.values()))
     largest = list(by_size)[-1]
