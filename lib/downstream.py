@@ -173,6 +173,21 @@ def pretraining_sentence(helps: pd.DataFrame) -> str:
     return sentence
 
 
+def budget_sentence(check: pd.DataFrame) -> str:
+    """What `finetune.budget_check` says (one checkpoint, one seed): does the pre-trained start still
+    beat the from-scratch floor in title loss when fine-tuning runs longer?"""
+    loss = check["title loss"].unstack("start")
+    gains = loss["from scratch"] - loss["pre-trained"]  # positive: pre-training helps
+    short, long = gains.index.min(), gains.index.max()
+    sentence = (f"Title loss from scratch minus pre-trained: {gains[short]:+.3f} nats at {short:,} steps, "
+                f"{gains[long]:+.3f} at {long:,} (one checkpoint, one seed: no interval). ")
+    if gains[long] > 0:
+        return sentence + "The pre-trained start keeps its lead when fine-tuning runs longer."
+    return sentence + ("With the longer budget the from-scratch model catches up with the pre-trained one or passes "
+                       "it: the downstream differences in this chapter are what pre-training leaves for a short "
+                       "fine-tuning, not an advantage that lasts.")
+
+
 def encoder_sentence(missed: str, bar: float) -> str:
     """What the encoder-use bars mean for the probe, from the bars the checkpoints miss
     (`profile_check.encoder_missing`: '' if they clear them)."""

@@ -210,3 +210,15 @@ def test_encoder_sentence_says_which_metric_can_rank_checkpoints():
     missed = downstream.encoder_sentence("encoder swap cost +0.011 to +0.020 (XXS, XS, S)", 0.3)
     assert "+0.011 to +0.020" in missed and "title loss" in missed and "exact match" in missed
     assert "clears both encoder bars" in downstream.encoder_sentence("", 0.3)
+
+
+def test_budget_sentence_says_whether_pretraining_keeps_its_lead():
+    def check(long_scratch):
+        index = pd.MultiIndex.from_product([[400, 1600], ["pre-trained", "from scratch"]],
+                                           names=["fine-tuning steps", "start"])
+        return pd.DataFrame({"title loss": [4.0, 4.2, 3.8, long_scratch]}, index=index)
+
+    kept = downstream.budget_sentence(check(3.9))
+    assert "+0.200 nats at 400 steps, +0.100 at 1,600" in kept and "keeps its lead" in kept
+    lost = downstream.budget_sentence(check(3.7))
+    assert "-0.100 at 1,600" in lost and "not an advantage that lasts" in lost
