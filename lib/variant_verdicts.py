@@ -335,16 +335,35 @@ def late_dropout_matches(table: pd.DataFrame, curves: pd.DataFrame, starts: tupl
                    details={"ends": ends, "leads": leads, "estimates": estimates})
 
 
+def stable_repeated(table: pd.DataFrame, by: list[str], metric: str = METRIC) -> tuple[pd.DataFrame, dict]:
+    """The repeated-data runs without the cells (`by`) whose seed spread is an outlier
+    (`stats.variance_outliers`), and those cells with their sd."""
+    repeated = table[table.epochs == table.epochs.max()]
+    flagged = stats.variance_outliers(repeated, by, metric)
+    keys = pd.Series(list(zip(*(repeated[c] for c in by))), index=repeated.index)
+    return repeated[~keys.isin(list(flagged))], flagged
+
+
+def outlier_sentence(flagged: dict, metric: str = METRIC) -> str:
+    """Names the cells `stable_repeated` left out ('' if none)."""
+    if not flagged:
+        return ""
+    cells = ", ".join(" at ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in cell) + f" (sd {sd:.2f})"
+                      for cell, sd in flagged.items())
+    return (f" Left out: {cells}, whose seeds' final {metric} spread far more than any other cell's "
+            "(Cochran's test, 1 %); such a cell would set the pooled variance of every interval.")
+
+
 def best_rates(table: pd.DataFrame, sizes: list[str], metric: str = METRIC) -> pd.DataFrame:
     """3.10, per size on repeated data: the best dropout rate (lowest mean final metric), its benefit
-    over no dropout and the curve's final-minus-best at that rate, each with its 95 % interval."""
-    repeated = table[table.epochs == table.epochs.max()]
+    over no dropout and the curve's final-minus-best at that rate, each with its 95 % interval
+    (cells with an outlying seed spread left out: `stable_repeated`)."""
+    repeated, _ = stable_repeated(table, ["size", "dropout"], metric)
     cells = Cells(repeated, ["size", "dropout"], metric)
     overfit = Cells(repeated.assign(overfit=repeated[metric] - repeated[f"best_{metric}"]), ["size", "dropout"], "overfit")
-    rates = sorted(repeated.dropout.unique())
     rows = []
     for size in sizes:
-        best = min(rates, key=lambda r: cells[(size, r)])
+        best = min(sorted(repeated[repeated["size"] == size].dropout.unique()), key=lambda r: cells[(size, r)])
         benefit = cells.contrast(stats.difference((size, 0.0), (size, best)))
         decline = overfit.contrast({(size, best): 1.0})
         rows.append({"size": size, "best rate": best, f"{metric} at best rate": cells[(size, best)],
@@ -358,13 +377,15 @@ def dropout_needs_tuning(table: pd.DataFrame, sizes: list[str], size_caveat: str
     (`size_caveat`, from `lib.profile_check.size_caveat`: the ladder fails, or the encoder is
     idle); (b) the largest size, at its best
     rate, still ends above its curve's best. Reproduced if both, partly if one; not reproduced
-    if the largest size's curve ends at its best."""
-    repeated = table[table.epochs == table.epochs.max()]
+    if the largest size's curve ends at its best. Cells with an outlying seed spread are left out
+    (`stable_repeated`); the F test uses the rates every size kept."""
+    repeated, flagged = stable_repeated(table, ["size", "dropout"], metric)
     cells = Cells(repeated, ["size", "dropout"], metric)
     if not cells.df:
         return no_spread("3.10", metric, table)
-    rates = sorted(repeated.dropout.unique())
-    best_rate = {s: min(rates, key=lambda r: cells[(s, r)]) for s in sizes}
+    kept = {s: sorted(repeated[repeated["size"] == s].dropout.unique()) for s in sizes}
+    rates = [r for r in kept[sizes[0]] if all(r in kept[s] for s in sizes)]
+    best_rate = {s: min(kept[s], key=lambda r: cells[(s, r)]) for s in sizes}
     f, p = stats.interaction_f_test(cells, sizes, rates)
     shifts = len(set(best_rate.values())) > 1
     a = UNTESTABLE if size_caveat else REPRODUCED if p < stats.ALPHA and shifts else INCONCLUSIVE
@@ -382,7 +403,8 @@ def dropout_needs_tuning(table: pd.DataFrame, sizes: list[str], size_caveat: str
     sentence = (
         "Best dropout rate on repeated data: " + ", ".join(f"{s} {best_rate[s]:g}" for s in sizes)
         + f". (a) Size x rate interaction: F = {f:.2f}, p = {p:.3f}; the best rate shifts with size: {yes(a)}. "
-        f"(b) At its best rate {sizes[-1]} ends {decline.interval()} above its curve's best: still declines late: {yes(b)}.")
+        f"(b) At its best rate {sizes[-1]} ends {decline.interval()} above its curve's best: still declines late: {yes(b)}."
+        + outlier_sentence(flagged, metric))
     return Verdict("3.10", verdict, sentence, "final minus best " + metric, decline, n_seeds(table), reason=reason,
                    details={"best_rate": best_rate, "interaction_p": p, "a": a, "b": b,
                             "estimates": {f"(b) {sizes[-1]} final minus best at rate {best_rate[sizes[-1]]:g}": decline}})

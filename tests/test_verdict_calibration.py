@@ -106,3 +106,28 @@ def test_best_rates_per_size_with_benefit_and_late_decline():
     assert table["best rate"].to_dict() == {"A": 0.1, "B": 0.3}
     assert table.loc["A", "benefit over no dropout"].startswith("+0.200")
     assert table.loc["B", "final minus best at best rate"].startswith("+0.050")
+
+
+def test_a_cell_with_an_outlying_seed_spread_is_left_out_of_the_dropout_sweep():
+    """3.10: a cell whose seeds disagree far more than any other cell's (as when a run's evaluation
+    loss blows up) is left out and named, so its spread does not widen every other interval."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for size in ("A", "B", "C"):
+        for rate in (0.0, 0.1, 0.3, 0.5):
+            for seed in range(2):
+                loss = 5.0 + (0.0 if rate == 0.1 else 0.2) + rng.normal(0, 0.002)
+                if (size, rate) == ("A", 0.5):
+                    loss = (7.0, 12.0)[seed]
+                rows.append({"size": size, "dropout": rate, "epochs": 64, "seed": seed, "val_loss": loss,
+                             "best_val_loss": min(loss, 5.2)})
+    table = pd.DataFrame(rows)
+    assert list(stats.variance_outliers(table, ["size", "dropout"], "val_loss")) == [("A", 0.5)]
+    best = vv.best_rates(table, ["A", "B", "C"])
+    assert best["best rate"].to_dict() == {"A": 0.1, "B": 0.1, "C": 0.1}
+    assert best.loc["A", "benefit over no dropout"] == "+0.199 (95 % CI +0.196 to +0.202)"
+    verdict = vv.dropout_needs_tuning(table, ["A", "B", "C"], "")
+    assert "Left out: A at 0.5 (sd 3.54)" in verdict.sentence
+    assert verdict.estimate.high - verdict.estimate.low < 0.05
+    homogeneous = table[(table["size"] != "A") | (table.dropout != 0.5)]
+    assert stats.variance_outliers(homogeneous, ["size", "dropout"], "val_loss") == {}
