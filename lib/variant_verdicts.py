@@ -364,10 +364,11 @@ def best_rates(table: pd.DataFrame, sizes: list[str], metric: str = METRIC) -> p
     rows = []
     for size in sizes:
         best = min(sorted(repeated[repeated["size"] == size].dropout.unique()), key=lambda r: cells[(size, r)])
-        benefit = cells.contrast(stats.difference((size, 0.0), (size, best)))
+        benefit = (cells.contrast(stats.difference((size, 0.0), (size, best))).interval()
+                   if (size, 0.0) in cells.mean else "no dropout left out")
         decline = overfit.contrast({(size, best): 1.0})
         rows.append({"size": size, "best rate": best, f"{metric} at best rate": cells[(size, best)],
-                     "benefit over no dropout": benefit.interval(), "final minus best at best rate": decline.interval()})
+                     "benefit over no dropout": benefit, "final minus best at best rate": decline.interval()})
     return pd.DataFrame(rows).set_index("size")
 
 

@@ -129,5 +129,8 @@ def test_a_cell_with_an_outlying_seed_spread_is_left_out_of_the_dropout_sweep():
     verdict = vv.dropout_needs_tuning(table, ["A", "B", "C"], "")
     assert "Left out: A at 0.5 (sd 3.54)" in verdict.sentence
     assert verdict.estimate.high - verdict.estimate.low < 0.05
+    baseline_out = table.assign(val_loss=table.val_loss.where((table["size"] != "B") | (table.dropout != 0.0),
+                                                              table.seed * 3.0))
+    assert vv.best_rates(baseline_out, ["A", "B", "C"]).loc["B", "benefit over no dropout"] == "no dropout left out"
     homogeneous = table[(table["size"] != "A") | (table.dropout != 0.5)]
     assert stats.variance_outliers(homogeneous, ["size", "dropout"], "val_loss") == {}
