@@ -338,7 +338,7 @@ def late_dropout_matches(table: pd.DataFrame, curves: pd.DataFrame, starts: tupl
 def stable_repeated(table: pd.DataFrame, by: list[str], metric: str = METRIC) -> tuple[pd.DataFrame, dict]:
     """The repeated-data runs without the cells (`by`) whose seed spread is an outlier
     (`stats.variance_outliers`), and those cells with their sd."""
-    repeated = table[table.epochs == table.epochs.max()]
+    repeated = table[table.epochs == table.epochs.max()] if "epochs" in table else table
     flagged = stats.variance_outliers(repeated, by, metric)
     keys = pd.Series(list(zip(*(repeated[c] for c in by))), index=repeated.index)
     return repeated[~keys.isin(list(flagged))], flagged
@@ -438,18 +438,20 @@ def moe_transfer(table: pd.DataFrame, dense: str, moe: str, metric: str = METRIC
     rankings agree beyond chance (Spearman against its exact permutation null, 5 %); not
     reproduced if the MoE's best rate is worse for the dense model than the dense model's own
     best, beyond noise. Reproduced if, in addition, the MoE sweep plus one confirming dense run
-    costs less wall-clock than the dense sweep (`seconds` as in `cheap_moe_predicts`)."""
-    cells = Cells(table, ["architecture", "dropout"], metric)
+    costs less wall-clock than the dense sweep (`seconds` as in `cheap_moe_predicts`). A cell with an
+    outlying seed spread is left out (`stable_repeated`), and its rate from both rankings."""
+    stable, flagged = stable_repeated(table, ["architecture", "dropout"], metric)
+    cells = Cells(stable, ["architecture", "dropout"], metric)
     if not cells.df:
         return no_spread("3.11", metric, table)
-    rates = sorted(table.dropout.unique())
+    rates = [r for r in sorted(stable.dropout.unique()) if all((arch, r) in cells.mean for arch in (dense, moe))]
     best = {arch: min(rates, key=lambda r: cells[(arch, r)]) for arch in (dense, moe)}
     rho, p = stats.permutation_p(np.array([cells[(dense, r)] for r in rates]), np.array([cells[(moe, r)] for r in rates]))
     miss = cells.contrast(stats.difference((dense, best[moe]), (dense, best[dense])))
     cost, source = sweep_cost(table, dense, moe, seconds)
     cost = cost[["train_flops", "train_seconds"]]
     sweep = cost.loc[moe] / cost.loc[dense]
-    with_confirmation = (cost.loc[moe] + cost.loc[dense] / len(rates)) / cost.loc[dense]
+    with_confirmation = (cost.loc[moe] + cost.loc[dense] / table.dropout.nunique()) / cost.loc[dense]
     cheaper = with_confirmation["train_seconds"] < 1
     interior = {arch: interior_optimum(cells, arch, rates) for arch in (dense, moe)}
     reachable = 1 / np.prod(np.arange(1, len(rates) + 1)) < stats.ALPHA
@@ -471,7 +473,7 @@ def moe_transfer(table: pd.DataFrame, dense: str, moe: str, metric: str = METRIC
         f"model at the proxy's best rate loses {miss.interval()} against its own best. Spearman over the rates "
         f"{rho:+.2f}, permutation p = {p:.3f}. The MoE sweep costs {sweep['train_flops']:.2f}x the dense sweep's "
         f"FLOPs and {sweep['train_seconds']:.2f}x its wall-clock here (from {source}); with one confirming dense "
-        f"run, {with_confirmation['train_seconds']:.2f}x.")
+        f"run, {with_confirmation['train_seconds']:.2f}x." + outlier_sentence(flagged, metric))
     return Verdict("3.11", verdict, sentence, metric, miss, n_seeds(table), reason=reason,
                    details={"best": best, "spearman": rho, "permutation_p": p, "interior": interior,
                             "sweep_cost": sweep.to_dict(), "with_confirmation": with_confirmation.to_dict(),

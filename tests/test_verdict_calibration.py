@@ -134,3 +134,19 @@ def test_a_cell_with_an_outlying_seed_spread_is_left_out_of_the_dropout_sweep():
     assert vv.best_rates(baseline_out, ["A", "B", "C"]).loc["B", "benefit over no dropout"] == "no dropout left out"
     homogeneous = table[(table["size"] != "A") | (table.dropout != 0.5)]
     assert stats.variance_outliers(homogeneous, ["size", "dropout"], "val_loss") == {}
+
+
+def test_moe_transfer_leaves_out_a_cell_with_an_outlying_seed_spread():
+    """3.11: the blown-up cell is named and its rate leaves both rankings, so the others keep their noise."""
+    rng = np.random.default_rng(1)
+    rows = []
+    for arch in ("dense", "MoE"):
+        for rate, level in ((0.0, 0.3), (0.1, 0.0), (0.2, 0.1), (0.3, 0.2), (0.5, 0.4)):
+            for seed in range(2):
+                loss = 5.0 + level + rng.normal(0, 0.002) if (arch, rate) != ("MoE", 0.5) else (5.0, 6.6)[seed]
+                rows.append({"architecture": arch, "dropout": rate, "epochs": 64, "seed": seed, "val_loss": loss,
+                             "best_val_loss": loss, "train_flops": 1.0, "train_seconds": 1.0, "size": "A",
+                             "total_tokens": 1, "profile": "smoke"})
+    verdict = vv.moe_transfer(pd.DataFrame(rows), "dense", "MoE", seconds=({"dense": 1.0, "MoE": 0.1}, "a test"))
+    assert "Left out: MoE at 0.5" in verdict.sentence and verdict.details["interior"]["dense"]
+    assert verdict.details["spearman"] == 1.0
