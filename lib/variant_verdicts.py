@@ -354,16 +354,26 @@ def outlier_sentence(flagged: dict, metric: str = METRIC) -> str:
             "(Cochran's test, 1 %); such a cell would set the pooled variance of every interval.")
 
 
+def rate_cells(table: pd.DataFrame, sizes: list[str], metric: str = METRIC):
+    """3.10's repeated-data cells by size and rate, outlying ones left out (`stable_repeated`): the
+    metric's cells, its final-minus-best cells, the rates each size kept, each size's best rate
+    (lowest mean) and the cells left out."""
+    repeated, flagged = stable_repeated(table, ["size", "dropout"], metric)
+    cells = Cells(repeated, ["size", "dropout"], metric)
+    overfit = Cells(repeated.assign(overfit=repeated[metric] - repeated[f"best_{metric}"]), ["size", "dropout"], "overfit")
+    kept = {s: sorted(repeated[repeated["size"] == s].dropout.unique()) for s in sizes}
+    best_rate = {s: min(kept[s], key=lambda r: cells[(s, r)]) for s in sizes}
+    return cells, overfit, kept, best_rate, flagged
+
+
 def best_rates(table: pd.DataFrame, sizes: list[str], metric: str = METRIC) -> pd.DataFrame:
     """3.10, per size on repeated data: the best dropout rate (lowest mean final metric), its benefit
     over no dropout and the curve's final-minus-best at that rate, each with its 95 % interval
     (cells with an outlying seed spread left out: `stable_repeated`)."""
-    repeated, _ = stable_repeated(table, ["size", "dropout"], metric)
-    cells = Cells(repeated, ["size", "dropout"], metric)
-    overfit = Cells(repeated.assign(overfit=repeated[metric] - repeated[f"best_{metric}"]), ["size", "dropout"], "overfit")
+    cells, overfit, _, best_rate, _ = rate_cells(table, sizes, metric)
     rows = []
     for size in sizes:
-        best = min(sorted(repeated[repeated["size"] == size].dropout.unique()), key=lambda r: cells[(size, r)])
+        best = best_rate[size]
         benefit = (cells.contrast(stats.difference((size, 0.0), (size, best))).interval()
                    if (size, 0.0) in cells.mean else "no dropout left out")
         decline = overfit.contrast({(size, best): 1.0})
@@ -380,17 +390,13 @@ def dropout_needs_tuning(table: pd.DataFrame, sizes: list[str], size_caveat: str
     rate, still ends above its curve's best. Reproduced if both, partly if one; not reproduced
     if the largest size's curve ends at its best. Cells with an outlying seed spread are left out
     (`stable_repeated`); the F test uses the rates every size kept."""
-    repeated, flagged = stable_repeated(table, ["size", "dropout"], metric)
-    cells = Cells(repeated, ["size", "dropout"], metric)
+    cells, overfit, kept, best_rate, flagged = rate_cells(table, sizes, metric)
     if not cells.df:
         return no_spread("3.10", metric, table)
-    kept = {s: sorted(repeated[repeated["size"] == s].dropout.unique()) for s in sizes}
     rates = [r for r in kept[sizes[0]] if all(r in kept[s] for s in sizes)]
-    best_rate = {s: min(kept[s], key=lambda r: cells[(s, r)]) for s in sizes}
     f, p = stats.interaction_f_test(cells, sizes, rates)
     shifts = len(set(best_rate.values())) > 1
     a = UNTESTABLE if size_caveat else REPRODUCED if p < stats.ALPHA and shifts else INCONCLUSIVE
-    overfit = Cells(repeated.assign(overfit=repeated[metric] - repeated[f"best_{metric}"]), ["size", "dropout"], "overfit")
     decline = overfit.contrast({(sizes[-1], best_rate[sizes[-1]]): 1.0})
     b = directional(decline)
     if a == UNTESTABLE and b != REPRODUCED:
