@@ -74,31 +74,37 @@ def quality_3_4(scenario: str, d: float, seeds: int, rng) -> Verdict:
 
 
 def params_3_5(scenario: str, d: float, seeds: int, rng) -> Verdict:
-    """Rises of 2d (planted) or 20 (null): planted, shared x2 as dense and MoE 16 d above MoE 1;
-    null, no MoE effect and shared x2 at the margin below dense; nothing: no rise anywhere."""
+    """Two backbones, each with rises of 2d (planted) or 20 (null): planted, shared x2 as dense and
+    MoE 16 d above MoE 2; null, no MoE effect and shared x2 at the margin below dense; nothing: no
+    rise anywhere. Judged as the book does, per backbone and combined."""
     r = {"planted": 2 * d, "null": 20.0, "nothing": 0.0}[scenario]
-    rises = {"dense": r, "shared x2": r * (1 - MARGIN) if scenario == "null" else r, "MoE 1": r,
+    rises = {"dense": r, "shared x2": r * (1 - MARGIN) if scenario == "null" else r, "MoE 2": r,
              "MoE 16": r + (d if scenario == "planted" else 0)}
-    cells = {(a, e): (rise if e == 64 else 0.0) for a, rise in rises.items() for e in (1, 64)}
-    return vv.params_not_flops(_runs(cells, seeds, rng, ["architecture", "epochs"]), 16)
+    cells = {(size, a, e): (rise if e == 64 else 0.0) for size in SIZES[:2] for a, rise in rises.items() for e in (1, 64)}
+    return vv.params_not_flops_by_size(_runs(cells, seeds, rng, ["size", "architecture", "epochs"]), 16, 2)
 
 
 def moe_3_6(scenario: str, d: float, seeds: int, rng) -> Verdict:
-    """Curves that bottom out at the same evaluation and end `drop` above it: the dense model's
-    drop is 2d (planted) or 20 (null), the proxy's the same (planted) or 1 + MARGIN times it (null); nothing: 0."""
+    """Two pairs (A with 16 experts against dense B, B against dense C), each with curves that bottom
+    out at the same evaluation and end `drop` above it: the dense model's drop is 2d (planted) or 20
+    (null), the proxy's the same (planted) or 1 + MARGIN times it (null); nothing: 0. The proxy trains
+    in half the dense model's seconds. Judged as the book does, per pair and combined."""
     drop = {"planted": 2 * d, "null": 20.0, "nothing": 0.0}[scenario]
     drops = {"dense": drop, "MoE 16": drop * (1 + MARGIN) if scenario == "null" else drop}
     tokens = np.arange(1, 9) * 1000
     shape = np.minimum(0, tokens - 4000) / 1000  # falls to the 4th evaluation, then flat
-    rows = []
-    for arch, mean in drops.items():
-        for seed in range(seeds):
-            rise = SD * (mean + rng.normal(0, 1)) * (tokens == tokens[-1])
-            rows += [(arch, seed, t, BASE - 0.5 * s + r) for t, s, r in zip(tokens, shape, rise)]
-    curves = pd.DataFrame(rows, columns=["architecture", "seed", "tokens", "val_loss"])
-    table = pd.DataFrame({"architecture": ["dense", "MoE 16"], "flops_per_input_token": [1.0, 0.4],
-                          "params": [1.0, 1.0], "total_tokens": 8000, "seed": 0})
-    return vv.cheap_moe_predicts(table, curves, "dense", "MoE 16", seconds=({"dense": 2.0, "MoE 16": 1.0}, "synthetic"))
+    pairs = {SIZES[0]: (SIZES[1], 16), SIZES[1]: (SIZES[2], 16)}
+    rows, table = [], []
+    for backbone, (dense, _) in pairs.items():
+        for arch, size, seconds, flops in (("dense", dense, 2.0, 1.0), ("MoE 16", backbone, 1.0, 0.4)):
+            table.append((arch, size, seconds, flops))
+            for seed in range(seeds):
+                rise = SD * (drops[arch] + rng.normal(0, 1)) * (tokens == tokens[-1])
+                rows += [(arch, size, seed, t, BASE - 0.5 * s + r) for t, s, r in zip(tokens, shape, rise)]
+    curves = pd.DataFrame(rows, columns=["architecture", "size", "seed", "tokens", "val_loss"])
+    table = pd.DataFrame(table, columns=["architecture", "size", "train_seconds", "flops_per_input_token"]).assign(
+        params=1.0, total_tokens=8000, seed=0, profile="synthetic")
+    return vv.cheap_moe_by_size(table, curves, pairs)
 
 
 def ul2_3_7(scenario: str, d: float, seeds: int, rng) -> Verdict:

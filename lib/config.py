@@ -21,7 +21,7 @@ UNKEYED_FIELDS = ("profile", "label")
 VARIANT_DEFAULTS = {
     "data": {"objective": "span"},
     "model": {"dropout_start": 0.0, "droppath": 0.0, "num_experts": 0, "capacity_factor": 1.25,
-              "sparse_step": 2, "layer_repeats": 1},
+              "sparse_step": 2, "layer_repeats": 1, "router_top_k": 1, "eval_capacity_factor": 2.0},
     "optim": {"label_smoothing": 0.0, "optimizer": "adamw", "schedule": "cosine"},
 }
 # Numerics fields added for the cpu profile's version 2, likewise keyed only when set.
@@ -69,7 +69,7 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """A T5 v1.1 shape (gated-GELU, untied embeddings), optionally a Switch MoE or layer-shared,
+    """A T5 v1.1 shape (gated-GELU, untied embeddings), optionally a mixture of experts or layer-shared,
     with its regularizers."""
 
     name: str
@@ -81,11 +81,14 @@ class ModelConfig:
     d_ff: int
     dropout: float = 0.0
     dropout_start: float = 0.0  # fraction of training before dropout switches on (late dropout)
-    droppath: float = 0.0  # stochastic depth: probability of dropping a residual branch per sequence
-    num_experts: int = 0  # 0: dense T5 v1.1; >= 1: Switch Transformer with top-1 routing
-    capacity_factor: float = 1.25  # MoE: expert capacity = factor * tokens per sequence / experts
+    droppath: float = 0.0  # stochastic depth: a residual branch of layer l of L is dropped per sequence
+    # with probability droppath * l / L (the last layer of each stack at the full rate)
+    num_experts: int = 0  # 0: dense T5 v1.1; >= 1: mixture of gated-GELU experts (lib.models.MoEFeedForward)
+    capacity_factor: float = 1.25  # MoE: expert capacity = factor * k * tokens per sequence / experts (training)
     sparse_step: int = 2  # MoE: every sparse_step-th FFN layer is a mixture of experts
     layer_repeats: int = 1  # ALBERT-style sharing: the stack of distinct layers is applied k times
+    router_top_k: int = 1  # MoE: experts per token k (1: Switch Transformer's routing, 2: ST-MoE's)
+    eval_capacity_factor: float = 2.0  # MoE: the capacity factor in evaluation (ST-MoE's 2.0)
 
     def __post_init__(self):
         for name in ("dropout", "droppath"):
@@ -95,11 +98,15 @@ class ModelConfig:
             raise ValueError(f"dropout_start is a fraction of training in [0, 1), got {self.dropout_start!r}")
         if self.num_experts < 0 or self.layer_repeats < 1:
             raise ValueError("num_experts must be >= 0 and layer_repeats >= 1")
+        if not 1 <= self.router_top_k <= max(1, self.num_experts):
+            raise ValueError(f"router_top_k must be between 1 and num_experts, got {self.router_top_k!r}")
+        if self.capacity_factor <= 0 or self.eval_capacity_factor <= 0:
+            raise ValueError("capacity factors must be positive")
         if self.num_experts and self.layer_repeats > 1:
             raise ValueError("layer sharing is implemented for dense models only (num_experts=0)")
-        if self.num_experts and not 2 <= self.sparse_step <= min(self.num_layers, self.num_decoder_layers):
-            raise ValueError(f"sparse_step must be >= 2 (transformers adds the router losses only then) and at "
-                             f"most the number of layers, so that some layer is sparse (got {self.sparse_step})")
+        if self.num_experts and not 1 <= self.sparse_step <= min(self.num_layers, self.num_decoder_layers):
+            raise ValueError(f"sparse_step must be between 1 (every layer sparse) and the number of layers, so that "
+                             f"some layer is sparse (got {self.sparse_step})")
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from lib.profiles import PROFILES
 
 
 def architecture(cfg: RunConfig) -> str:
-    """'dense', 'MoE 16' (Switch, 16 experts), 'shared x2' or 'half shared x2' (ALBERT-style)."""
+    """'dense', 'MoE 16' (16 experts, `lib.models.MoEFeedForward`), 'shared x2' or 'half shared x2' (ALBERT-style)."""
     m = cfg.model
     if m.num_experts:
         return f"MoE {m.num_experts}"

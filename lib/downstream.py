@@ -171,3 +171,29 @@ def pretraining_sentence(helps: pd.DataFrame) -> str:
         sentence += (" At this scale the probe mostly measures the fine-tuning itself, not what pre-training "
                      "taught, so the differences between checkpoints below are weak evidence either way.")
     return sentence
+
+
+def budget_sentence(check: pd.DataFrame) -> str:
+    """What `finetune.budget_check` says (one checkpoint, one seed): does the pre-trained start still
+    beat the from-scratch floor in title loss when fine-tuning runs longer?"""
+    loss = check["title loss"].unstack("start")
+    gains = loss["from scratch"] - loss["pre-trained"]  # positive: pre-training helps
+    short, long = gains.index.min(), gains.index.max()
+    sentence = (f"Title loss from scratch minus pre-trained: {gains[short]:+.3f} nats at {short:,} steps, "
+                f"{gains[long]:+.3f} at {long:,} (one checkpoint, one seed: no interval). ")
+    if gains[long] > 0:
+        return sentence + "The pre-trained start keeps its lead when fine-tuning runs longer."
+    return sentence + ("With the longer budget the from-scratch model catches up with the pre-trained one or passes "
+                       "it: the downstream differences in this chapter are what pre-training leaves for a short "
+                       "fine-tuning, not an advantage that lasts.")
+
+
+def encoder_sentence(missed: str, bar: float) -> str:
+    """What the encoder-use bars mean for the probe, from the bars the checkpoints miss
+    (`profile_check.encoder_missing`: '' if they clear them)."""
+    if not missed:
+        return (f"Every grid size clears both encoder bars ({bar} nats): the checkpoints read their input, so "
+                "the probe asks what they can already do.")
+    return (f"The checkpoints miss the encoder bars ({bar} nats): {missed}. Copying a title out of the lead "
+            "is an encoder's job, so exact match and F1 can say little about these checkpoints; the title loss "
+            "is what ranks them, where pre-training beats the from-scratch floor beyond noise (above).")

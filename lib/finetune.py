@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -23,6 +22,7 @@ import torch
 from lib import quiet, squad_score, title_task
 from lib.config import RunConfig
 from lib.models import build_model, set_dropout
+from lib.numerics import set_threads
 from lib.objectives import IGNORE_INDEX
 from lib.paths import cache_root
 from lib.profiles import get_profile
@@ -119,7 +119,7 @@ def _batches(count: int, batch_size: int, steps: int, seed: int):
 
 def _finetune_and_score(cfg: RunConfig, ft: FinetuneConfig, pretrained: bool, progress: bool) -> dict:
     started = time.perf_counter()
-    torch.set_num_threads(int(os.environ.get("REPEAT_THREADS", 0)) or os.cpu_count() or 1)
+    set_threads(cfg.threads, 1)  # the run's own thread count (one, on the cpu profile): same numbers anywhere
     task = title_task.build_task(cfg.data, ft.train_examples, ft.test_examples)
     if pretrained:
         title_task.check_unseen(task, cfg.data)

@@ -8,17 +8,16 @@ import json
 
 import pandas as pd
 
-from lib import runs, verdicts
+from lib import profile_check, runs, verdicts
 from lib.config import RunConfig
 from lib.paths import cache_root
+from lib.profile_check import FIRST_TOKEN_BAR
 from lib.profiles import get_profile
-from lib.recipes import FIRST_TOKEN_BAR
 
 PROFILE = "gpu"
 SWEEP_COMMAND = ("python -m lib.pack build --profile gpu   # here, where the corpora are\n"
                  "tools/gpu_sweep.sh                      # on the GPU machine, with the pack sent along\n"
                  "python -m lib.gpu_window import OUT     # here, with what came back")
-DIAGNOSTICS = ["val_loss", "val_content_loss", "val_first_loss", "val_later_loss", "val_encoder_use"]
 
 
 def configs_of(results: pd.DataFrame) -> list[RunConfig]:
@@ -47,11 +46,7 @@ def status(results: pd.DataFrame) -> str:
 
 def diagnostics(results: pd.DataFrame) -> pd.DataFrame:
     """Per size and epochs: the diagnostics (mean ± seed sd) beside the references on the same targets."""
-    table = verdicts.mean_spread(results, ["size", "epochs"], DIAGNOSTICS)
-    refs = results.groupby(["size", "epochs"], sort=False)[["unigram_first_loss", "unigram_content_loss",
-                                                            "bigram_content_loss"]].mean().round(3)
-    refs.columns = ["unigram first", "unigram content", "bigram content"]
-    return table.join(refs).sort_index(level=["epochs", "size"])
+    return profile_check.diagnostics(results).sort_index(level=["epochs", "size"])
 
 
 def encoder_in_use(results: pd.DataFrame) -> pd.DataFrame:
@@ -98,7 +93,8 @@ def ladder_verdict(results: pd.DataFrame) -> verdicts.Verdict | None:
         return None
     one = results[(results.epochs == 1) & results["size"].isin(sizes)]
     cross = verdicts.ladder_crossovers(one, runs.curves(configs_of(one)), sizes)
-    return verdicts.tokens_grow_with_params(cross, verdicts.n_seeds(one))
+    return profile_check.gate(verdicts.tokens_grow_with_params(cross, verdicts.n_seeds(one)),
+                              profile_check.bars(one, sizes), sizes)
 
 
 def repetition_verdict(results: pd.DataFrame) -> verdicts.Verdict | None:
@@ -111,7 +107,7 @@ def repetition_verdict(results: pd.DataFrame) -> verdicts.Verdict | None:
     if len(sizes) < 2:
         return None
     used = results[results["size"].isin(sizes) & results.epochs.isin([1, most // 4, most])]
-    return verdicts.repetition_degrades(used, sizes)
+    return profile_check.gate(verdicts.repetition_degrades(used, sizes), profile_check.bars(used, sizes), sizes)
 
 
 def verdicts_found(results: pd.DataFrame) -> dict[str, verdicts.Verdict]:

@@ -87,7 +87,8 @@ def probe_setup(prof, ft, repetition_epochs: list[int]) -> str:
     return (f"**Setup.** {prof.name} profile. Checkpoints: notebook 02's grid (sizes {', '.join(prof.grid)}, T = "
             f"{prof.total_tokens:,}, epochs {', '.join(map(str, repetition_epochs))}), notebook 04's "
             f"web/wikipedia pair ({prof.focus}) and notebook 07's span/UL2 pair ({prof.variant}, T = "
-            f"{prof.variant_total_tokens:,}). Fine-tuning: {ft.train_examples:,} training articles, {ft.steps} steps "
+            f"{prof.variant_total_tokens:,}), vocabulary of {prof.vocab_size:,} pieces. Fine-tuning: "
+            f"{ft.train_examples:,} training articles, {ft.steps} steps "
             f"of {ft.batch_size}, learning rate {ft.lr}, dropout {ft.dropout}, titles up to {ft.target_length} "
             f"tokens; {ft.test_examples} held-out articles are scored.")
 
@@ -108,10 +109,12 @@ def glue_box(markdown: str) -> None:
     glue(BOX, Markdown(markdown), display=False)
 
 
-def variant_setup(prof, cfgs: list, seeds: list[int], repeated: int) -> str:
-    """The setup line of a variant finding (3.5-3.11): size, T, batch, corpus, repetition, runs."""
+def variant_setup(prof, cfgs: list, seeds: list[int], repeated: int, sizes: list[str] | None = None) -> str:
+    """The setup line of a variant finding (3.5-3.11): size(s), T, batch, corpus, repetition, runs."""
     T = prof.variant_total_tokens
-    return (f"**Setup.** Size {prof.variant} ({prof.name} profile), T = {T:,} encoder input tokens, batch "
+    sizes = sizes or [prof.variant]
+    named = f"Size {sizes[0]}" if len(sizes) == 1 else f"Sizes {', '.join(sizes[:-1])} and {sizes[-1]}"
+    return (f"**Setup.** {named} ({prof.name} profile), T = {T:,} encoder input tokens, batch "
             f"{prof.batch_size} x {prof.input_length}, corpus `{prof.corpus}`; *unique* = 1 epoch of T, *repeated* = "
             f"{repeated} epochs of U = T/{repeated} = {T // repeated:,} tokens. {len(cfgs)} runs, seeds {seeds}.")
 

@@ -21,7 +21,7 @@ TABLE_3 = pd.DataFrame([  # T5 (probably Base), 2^35 tokens total, SQuAD after f
     {"objective": "ul2", "pre-training data": "2^27 unique (2^8 epochs)", "epochs": 256, "SQuAD EM": 79.6, "SQuAD F1": 87.6},
 ])
 
-TABLE_4 = pd.DataFrame([  # T5-Base on 2^27 unique tokens repeated to 2^35; C4 Val Acc (NaN: diverged)
+TABLE_4 = pd.DataFrame([  # T5-Base on 2^27 unique tokens repeated to 2^35; C4 Val Acc (NaN as the paper reports it; see paper_sources)
     {"regularizer": "none", "C4 Val Acc": 61.7}, {"regularizer": "dropout", "C4 Val Acc": 63.0},
     {"regularizer": "droppath", "C4 Val Acc": 62.9}, {"regularizer": "label smoothing", "C4 Val Acc": 62.6},
     {"regularizer": "weight decay", "C4 Val Acc": float("nan")},

@@ -30,6 +30,8 @@ class Profile:
     focus_size: str = ""  # the one size of single-size designs (3.3, 3.4; default: the second)
     variant_size: str = ""  # the size of the variant designs, findings 3.5-3.11 (default: the smallest)
     variant_tokens: int = 0  # T of the variant designs (default: total_tokens)
+    moe_sizes: tuple[str, ...] = ()  # the backbones of finding 3.5 (default: the variant size)
+    proxy_sizes: tuple[str, ...] = ()  # finding 3.6's MoE proxies, each against the next dense size (default: the variant size)
     corpus: str = "web"  # the default training corpus ("c4", "wikipedia-hub": a local folder, else the Hub)
     warmup_fraction: float = 0.02
     threads: int = 0  # torch threads per run (0: REPEAT_THREADS, else cores / processes)
@@ -54,6 +56,14 @@ class Profile:
     @property
     def variant(self) -> str:
         return self.variant_size or self.sizes[0]
+
+    @property
+    def moe_backbones(self) -> list[str]:
+        return list(self.moe_sizes or [self.variant])
+
+    @property
+    def proxy_backbones(self) -> list[str]:
+        return list(self.proxy_sizes or [self.variant])
 
     @property
     def variant_total_tokens(self) -> int:
@@ -101,14 +111,17 @@ PROFILES: dict[str, Profile] = {
     ),
     "cpu": Profile(
         name="cpu",
-        description="The rendered book: 2-core CPU, a few minutes per run, results committed.",
+        description="The rendered book (version 2): two CPU cores, fp32 with one thread per run and kernels "
+                    "pinned to AVX2 (bit-reproducible on any x86-64 CPU), the recipe the recipe study chose "
+                    "(vocabulary 1,000, inputs of 64, batch 64), T = 2^23 tokens; results committed.",
         presets={"XXS": _t5("XXS", 48, 2, 4, 144), "XS": _t5("XS", 64, 2, 4, 192),
-                 "S": _t5("S", 128, 2, 4, 384), "M": _t5("M", 192, 3, 6, 576), "L": _t5("L", 256, 4, 8, 768)},
-        learning_rates={"XXS": 3e-3, "XS": 3e-3, "S": 3e-3, "M": 1.5e-3, "L": 1e-3},
-        grid_sizes=("XXS", "XS", "S"), ladder_sizes=("XXS", "XS", "S", "M", "L"), focus_size="S",
-        variant_size="XS", variant_tokens=2**20,
-        vocab_size=4000, total_tokens=2**21, batch_size=8, input_length=128, eval_sequences=256,
-        precision="bf16", compile=True,
+                 "S": _t5("S", 128, 2, 4, 384), "M": _t5("M", 192, 3, 6, 576)},
+        learning_rates={"XXS": 3e-3, "XS": 3e-3, "S": 3e-3, "M": 1.5e-3},
+        grid_sizes=("XXS", "XS", "S"), ladder_sizes=("XXS", "XS", "S", "M"), focus_size="S",
+        variant_size="XS", variant_tokens=2**22, moe_sizes=("XXS", "XS"),
+        proxy_sizes=("XS", "S"),
+        vocab_size=1000, total_tokens=2**23, batch_size=64, input_length=64, eval_sequences=256,
+        precision="fp32", compile=False, threads=1, kernels="avx2",
     ),
     "gpu": Profile(
         name="gpu",

@@ -17,10 +17,10 @@ import pandas as pd
 
 from lib import runs
 from lib.config import ModelConfig, RunConfig
+from lib.profile_check import FIRST_TOKEN_BAR
 from lib.profiles import get_profile
 
 STUDY_TOKENS = 2**23  # a reduced budget: 1 epoch of U = T
-FIRST_TOKEN_BAR = 0.3  # nats under the unigram model on a span's first token: the encoder is in use
 V2_NUMERICS = {"precision": "fp32", "compile": False, "threads": 1, "kernels": "avx2"}
 BASE_DATA = {"data__vocab_size": 4000, "data__input_length": 128}  # version 1's, where the study started
 ADAFACTOR_T5 = {"optim__optimizer": "adafactor", "optim__schedule": "rsqrt", "optim__lr": 1e-2,
@@ -95,8 +95,8 @@ def study_summary(table: pd.DataFrame) -> str:
                 "thread each, resumable).")
     reached = table.dropna(subset=["tokens to bar"])
     best = table.loc[table["first-token loss"].sub(table["unigram first"]).idxmin()]
-    return (f"{len(table)} of {len(RECIPES)} recipes have run at T = 2^{STUDY_TOKENS.bit_length() - 1} tokens. "
-            f"{len(reached)} brought a span's first-token loss {FIRST_TOKEN_BAR} nats under the unigram model's"
+    return (f"{table.recipe.nunique()} of {len(RECIPES)} recipes have run at T = 2^{STUDY_TOKENS.bit_length() - 1} "
+            f"tokens ({len(table)} runs). {reached.recipe.nunique()} brought a span's first-token loss {FIRST_TOKEN_BAR} nats under the unigram model's"
             + (f" (first: {reached.sort_values('tokens to bar').iloc[0]['recipe']})" if len(reached) else "")
             + f". Closest: **{best['recipe']}**, first-token loss {best['first-token loss']:.3f} against unigram "
             f"{best['unigram first']:.3f}, encoder swap {best['encoder use']:+.3f} nats.")

@@ -148,6 +148,26 @@ def tost(minus_margin: Estimate, plus_margin: Estimate) -> float:
     return float(max(p_upper, p_lower))
 
 
+def variance_outliers(table: pd.DataFrame, by: list[str], metric: str, alpha: float = 0.01) -> dict:
+    """Cells (keyed by the `by` columns) whose seed variance of `metric` is an outlier among the
+    cells', each with its sd: Cochran's C test at `alpha` (largest variance over the sum, against
+    1 / (1 + (k-1) / F(1 - alpha/k; n-1, (n-1)(k-1))) with n the median seeds per cell), repeated
+    without each cell it flags. One such cell would set the pooled variance of every contrast."""
+    groups = table.groupby(by)[metric]
+    variance = groups.var(ddof=1).dropna()
+    df = int(groups.count().median()) - 1
+    flagged = {}
+    while len(variance) > 2 and df >= 1 and variance.sum() > 0:
+        k = len(variance)
+        critical = 1 / (1 + (k - 1) / stats.f.ppf(1 - alpha / k, df, df * (k - 1)))
+        if variance.max() / variance.sum() <= critical:
+            break
+        worst = variance.idxmax()
+        flagged[worst] = float(np.sqrt(variance[worst]))
+        variance = variance.drop(worst)
+    return flagged
+
+
 def interaction_f_test(cells: Cells, rows: list, columns: list) -> tuple[float, float]:
     """F statistic and p-value of the row x column interaction in a two-way table of cell means
     (every cell with the same number of seeds), against the pooled within-cell variance."""

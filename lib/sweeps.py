@@ -20,16 +20,22 @@ FIXED_REPETITION = 16  # finding 3.3: repetition held fixed while U grows
 # (1 epoch) or repeated (U = T / 64: the paper's 2^6 epochs).
 REPEATED = 64
 DROPOUT = 0.1  # the usual rate (the paper's Table 4 rate is not reported)
-REGULARIZERS = {  # name -> (model changes, optim changes), each alone; Table 4 also stacks them on dropout
-    "dropout": ({"dropout": DROPOUT}, {}),
+REGULARIZERS = {  # name -> (model changes, optim changes), each alone and stacked on dropout (Table 4)
     "droppath": ({"droppath": 0.1}, {}),
     "label smoothing": ({}, {"label_smoothing": 0.1}),
-    "weight decay": ({}, {"weight_decay": 0.1}),
 }
-STRONG_WEIGHT_DECAY = 1.0  # decoupled, as Kim et al. and Lovelace et al. found effective with little data
-LATE_DROPOUT_STARTS = (0.25, 0.5)  # finding 3.9: fraction of training before dropout switches on
-DROPOUT_RATES = (0.0, 0.1, 0.3)  # findings 3.10 and 3.11
-MOE_EXPERTS = (1,)  # finding 3.5, besides the proxy's: the 1-expert Switch is the same-FLOPs baseline
+WEIGHT_DECAYS = (0.1, 1.0, 3.0)  # decoupled (AdamW); strong decay helps with little data (Kim et al., Lovelace et al.)
+LATE_DROPOUT_STARTS = (1 / 16, 0.25, 0.5)  # finding 3.9: fraction of training before dropout switches on;
+# 1/16 is the authors' switch point (dropout 0 before, 0.1 after)
+DROPOUT_RATES = (0.0, 0.1, 0.2, 0.3, 0.5)  # findings 3.10 and 3.11 (the paper's best lies at 0.2-0.3)
+# The authors' ST-MoE routing (top-2, capacity 1.25); they made every fourth FFN sparse in 12-layer stacks,
+# our 2-3-layer stacks every second one (every fourth would leave most of them dense).
+MOE = {"router_top_k": 2, "capacity_factor": 1.25, "sparse_step": 2}
+# (flaxformer st_moe_base.gin: top-2 routing, capacity 1.25 in training and 2.0 in evaluation, every
+# other FFN sparse, router z-loss 1e-4 and load-balancing loss 0.01, the last two in lib.models)
+RECIPE_EXPERTS = 16  # the recipe's experts
+MOE_BASELINE_EXPERTS = (2,)  # finding 3.5, besides the proxy's: with top-2, 2 experts compute every token
+# with the proxy's FLOPs per token and 2 experts' parameters (the same-FLOPs baseline)
 
 
 def repetition_grid(profile: str, seeds=(0, 1), sizes=None, corpus: str = "web",
@@ -98,13 +104,23 @@ def variant_cell(profile: str, size: str | None = None, epochs: int = REPEATED, 
                        data=dataclasses.replace(cfg.data, objective=objective))
 
 
+def moe(experts: int, **changes) -> dict:
+    """The model changes of an MoE cell: `experts` with the recipe's routing (`MOE`)."""
+    return {"num_experts": experts, **MOE, **changes}
+
+
 @lru_cache(maxsize=None)
-def moe_proxy(profile: str) -> tuple[str, int]:
-    """Finding 3.6's pair: (dense size, experts) such that the variant size with that many experts
-    has about the trainable parameters of the next larger dense size, at a fraction of its FLOPs."""
+def moe_proxy(profile: str, size: str | None = None) -> tuple[str, int]:
+    """Finding 3.6's pair for a backbone (default: the variant size): (dense size, experts) such that
+    `size` as a top-2 MoE (`MOE`) has about the trainable parameters of the next larger dense size, at
+    a fraction of its FLOPs. Experts are chosen by parameters only (top-k changes FLOPs, not
+    parameters); ties go to the recipe's 16."""
     p = get_profile(profile)
-    small = p.presets[p.variant]
-    dense = p.sizes[p.sizes.index(p.variant) + 1]
+    size = size or p.variant
+    if size == p.sizes[-1]:
+        raise ValueError(f"{size} is the largest size of profile {profile!r}: no larger dense size to stand in for")
+    small = p.presets[size]
+    dense = p.sizes[p.sizes.index(size) + 1]
     vocab = p.vocab_size + NUM_SENTINELS
 
     def params(model) -> int:
@@ -112,30 +128,41 @@ def moe_proxy(profile: str) -> tuple[str, int]:
 
     target = params(p.presets[dense])
     experts = min((2, 4, 8, 16, 32, 64),
-                  key=lambda e: abs(params(dataclasses.replace(small, num_experts=e)) - target))
+                  key=lambda e: (abs(params(dataclasses.replace(small, **moe(e))) - target), e != RECIPE_EXPERTS))
     return dense, experts
 
 
+def moe_pairs(profile: str) -> dict[str, tuple[str, int]]:
+    """Finding 3.6's pairs: each proxy backbone of the profile -> (dense size, experts), smallest first."""
+    return {size: moe_proxy(profile, size) for size in get_profile(profile).proxy_backbones}
+
+
 def params_vs_flops(profile: str, seeds=(0, 1)) -> list[RunConfig]:
-    """Finding 3.5: parameters at fixed FLOPs (MoE experts; half the layers shared twice) and FLOPs
-    at fixed parameters (every layer applied twice), each on unique and on repeated data."""
+    """Finding 3.5, at each of the profile's MoE backbones: parameters at fixed FLOPs (top-2 MoE with
+    the recipe's 16 experts vs 2 experts; half the layers shared twice) and FLOPs at fixed parameters
+    (every layer applied twice), each on unique and on repeated data."""
     p = get_profile(profile)
-    layers = p.presets[p.variant].num_layers
-    variants = [({}, "dense"),
-                ({"layer_repeats": 2}, "shared x2"),
-                ({"num_layers": layers // 2, "num_decoder_layers": layers // 2, "layer_repeats": 2}, "half shared x2"),
-                *[({"num_experts": e}, f"MoE {e}") for e in (*MOE_EXPERTS, moe_proxy(profile)[1])]]
-    return [variant_cell(profile, epochs=epochs, seed=seed, model=model, label=label)
-            for seed in seeds for model, label in variants for epochs in (1, REPEATED)]
+    cells = []
+    for size in p.moe_backbones:
+        layers = p.presets[size].num_layers
+        variants = [({}, "dense"),
+                    ({"layer_repeats": 2}, "shared x2"),
+                    ({"num_layers": layers // 2, "num_decoder_layers": layers // 2, "layer_repeats": 2},
+                     "half shared x2"),
+                    *[(moe(e), f"MoE {e}") for e in (*MOE_BASELINE_EXPERTS, RECIPE_EXPERTS)]]
+        cells += [(size, model, label) for model, label in variants]
+    return [variant_cell(profile, size, epochs=epochs, seed=seed, model=model, label=label)
+            for seed in seeds for size, model, label in cells for epochs in (1, REPEATED)]
 
 
 def cheap_moe(profile: str, seeds=(0, 1)) -> list[RunConfig]:
-    """Finding 3.6: the MoE proxy (variant size, about the dense size's parameters) and the dense
-    size, on unique and repeated data."""
-    dense, experts = moe_proxy(profile)
-    return [cfg for seed in seeds for epochs in (1, REPEATED) for cfg in (
-        variant_cell(profile, dense, epochs, seed),
-        variant_cell(profile, epochs=epochs, seed=seed, model={"num_experts": experts}, label=f"MoE {experts}"))]
+    """Finding 3.6, for each of the profile's proxy backbones: the MoE proxy (the backbone as a top-2
+    MoE, about the next dense size's parameters) and that dense size, on unique and repeated data."""
+    cells = []
+    for size, (dense, experts) in moe_pairs(profile).items():
+        cells += [(dense, {}, ""), (size, moe(experts), f"MoE {experts}")]
+    return [variant_cell(profile, size, epochs, seed, model=model, label=label)
+            for seed in seeds for epochs in (1, REPEATED) for size, model, label in cells]
 
 
 def objectives(profile: str, seeds=(0, 1, 2)) -> list[RunConfig]:
@@ -146,21 +173,22 @@ def objectives(profile: str, seeds=(0, 1, 2)) -> list[RunConfig]:
 
 
 def regularizer_grid(profile: str, seeds=(0, 1)) -> list[RunConfig]:
-    """Finding 3.8: none, each regularizer alone, each on top of dropout, and strong weight decay,
-    on repeated data; plus the unique-data reference."""
-    cells = [({}, {}, "baseline")]
-    for name, (model, optim) in REGULARIZERS.items():
-        cells.append((model, optim, name))
-        if name != "dropout":
-            cells.append(({"dropout": DROPOUT, **model}, optim, f"dropout + {name}"))
-    cells.append(({}, {"weight_decay": STRONG_WEIGHT_DECAY}, f"weight decay {STRONG_WEIGHT_DECAY}"))
+    """Finding 3.8: none, dropout, and each other regularizer (DropPath, label smoothing, decoupled
+    weight decay at each of `WEIGHT_DECAYS`) alone and on top of dropout, on repeated data; plus the
+    unique-data reference."""
+    others = [*REGULARIZERS.items(),
+              *[(f"weight decay {wd:g}", ({}, {"weight_decay": wd})) for wd in WEIGHT_DECAYS]]
+    cells = [({}, {}, "baseline"), ({"dropout": DROPOUT}, {}, "dropout")]
+    for name, (model, optim) in others:
+        cells += [(model, optim, name), ({"dropout": DROPOUT, **model}, optim, f"dropout + {name}")]
     return [variant_cell(profile, seed=seed, model=model, optim=optim, label=label)
             for seed in seeds for model, optim, label in cells] + \
         [variant_cell(profile, epochs=1, seed=seed) for seed in seeds]
 
 
 def late_dropout(profile: str, seeds=(0, 1)) -> list[RunConfig]:
-    """Finding 3.9: no dropout, dropout from the start, and dropout switched on late."""
+    """Finding 3.9: no dropout, dropout from the start, and dropout switched on late (at each of
+    `LATE_DROPOUT_STARTS`, the authors' 1/16 of training among them)."""
     starts = (0.0, *LATE_DROPOUT_STARTS)
     return [variant_cell(profile, seed=seed) for seed in seeds] + \
         [variant_cell(profile, seed=seed, model={"dropout": DROPOUT, "dropout_start": start},
@@ -182,7 +210,7 @@ def moe_hparam_transfer(profile: str, seeds=(0, 1)) -> list[RunConfig]:
     return [cell for seed in seeds for rate in DROPOUT_RATES for cell in (
         variant_cell(profile, dense, seed=seed, model={"dropout": rate},
                      label=f"dropout {rate}" if rate else "baseline"),
-        variant_cell(profile, seed=seed, model={"num_experts": experts, "dropout": rate},
+        variant_cell(profile, seed=seed, model=moe(experts, dropout=rate),
                      label=f"MoE {experts} dropout {rate}" if rate else f"MoE {experts}"))]
 
 

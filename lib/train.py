@@ -91,18 +91,19 @@ def dropout_rate(step: int, cfg: RunConfig) -> float:
 
 
 def training_loss(model, inputs: torch.Tensor, targets: torch.Tensor, cfg: RunConfig, pads_inputs: bool):
-    """The model's loss (with the MoE router losses), label-smoothed if configured."""
+    """The model's loss plus, for an MoE, the router losses of this forward pass (`router_losses`),
+    label-smoothed if configured."""
+    from lib.models import router_losses
     extra = {"attention_mask": inputs != PAD_ID} if pads_inputs else {}
-    if cfg.model.num_experts:
-        extra["output_router_logits"] = True  # transformers adds the router z and balance losses only then
     out = model(input_ids=inputs, labels=targets, **extra)
+    loss = out.loss + router_losses(model) if cfg.model.num_experts else out.loss
     if not cfg.optim.label_smoothing:
-        return out.loss
+        return loss
     logits, flat = out.logits.float().flatten(0, 1), targets.flatten()
     plain = torch.nn.functional.cross_entropy(logits, flat, ignore_index=IGNORE_INDEX)
     smoothed = torch.nn.functional.cross_entropy(logits, flat, ignore_index=IGNORE_INDEX,
                                                  label_smoothing=cfg.optim.label_smoothing)
-    return out.loss - plain + smoothed
+    return loss - plain + smoothed
 
 
 def train(cfg: RunConfig, checkpoint_dir: Path | None = None, progress: bool = True,

@@ -48,24 +48,25 @@ def _rise(name: str, most: int) -> dict:
     return stats.difference((name, most), (name, 1))
 
 
-def params_not_flops(table: pd.DataFrame, proxy_experts: int, metric: str = METRIC) -> Verdict:
+def params_not_flops(table: pd.DataFrame, proxy_experts: int, baseline_experts: int, metric: str = METRIC) -> Verdict:
     """3.5. (a) FLOPs at fixed parameters: applying every layer twice changes the rise from unique
     to repeated data by less than MARGIN of the dense model's rise (equivalence; untestable if the
     dense model does not degrade); (b) parameters at fixed FLOPs: the many-expert MoE rises more
-    than the 1-expert one (claim: MARGIN of the 1-expert rise)."""
+    than the few-expert one of the same FLOPs, `baseline_experts` (with top-k routing, k experts:
+    every token passes through all of them) (claim: MARGIN of the baseline's rise)."""
     cells = Cells(table, ["architecture", "epochs"], metric)
     if not cells.df:
         return no_spread("3.5", metric, table)
-    most, moe = int(table.epochs.max()), f"MoE {proxy_experts}"
-    rise = {name: cells.contrast(_rise(name, most)) for name in ("dense", "shared x2", "MoE 1", moe)}
+    most, moe, base = int(table.epochs.max()), f"MoE {proxy_experts}", f"MoE {baseline_experts}"
+    rise = {name: cells.contrast(_rise(name, most)) for name in ("dense", "shared x2", base, moe)}
     flops = stats.difference_of_differences(("shared x2", most), ("shared x2", 1), ("dense", most), ("dense", 1))
     dense = _rise("dense", most)
     flops_effect = cells.contrast(flops)
     minus = cells.contrast(stats.weighted_sum([flops, dense], [1.0, -MARGIN]))
     plus = cells.contrast(stats.weighted_sum([flops, dense], [1.0, MARGIN]))
     a = within(minus, plus) if directional(rise["dense"]) == REPRODUCED else UNTESTABLE
-    params_effect = cells.contrast(stats.difference_of_differences((moe, most), (moe, 1), ("MoE 1", most), ("MoE 1", 1)))
-    claim = claim_size(rise["MoE 1"])
+    params_effect = cells.contrast(stats.difference_of_differences((moe, most), (moe, 1), (base, most), (base, 1)))
+    claim = claim_size(rise[base])
     b = directional(params_effect, claim)
     verdict = combine([a, b])
     reason = {UNTESTABLE: "the dense model does not degrade beyond noise, so neither comparison has a rise to change",
@@ -74,12 +75,19 @@ def params_not_flops(table: pd.DataFrame, proxy_experts: int, metric: str = METR
         f"Rise in final {metric} from unique to repeated data: "
         + ", ".join(f"{name} {e.estimate:+.3f}" for name, e in rise.items())
         + f". (a) Twice the FLOPs at the same parameters changes the rise by {flops_effect.interval()}; within "
-        f"{MARGIN:.0%} of the dense rise (equivalence test): {yes(a)}. (b) {proxy_experts} experts instead of 1 "
+        f"{MARGIN:.0%} of the dense rise (equivalence test): {yes(a)}. (b) {proxy_experts} experts instead of {baseline_experts} "
         f"(same FLOPs, more parameters) change it by {params_effect.interval()}: more degradation {yes(b)}.")
     return Verdict("3.5", verdict, sentence, metric, params_effect, n_seeds(table), claim=claim, reason=reason,
                    details={"a": a, "b": b, "estimates": {"(a) rise shared x2 minus dense": flops_effect,
-                                                          f"(b) rise {moe} minus MoE 1": params_effect,
+                                                          f"(b) rise {moe} minus {base}": params_effect,
                                                           **{f"rise {k}": e for k, e in rise.items()}}})
+
+
+def params_not_flops_by_size(table: pd.DataFrame, experts: int, baseline_experts: int,
+                             metric: str = METRIC) -> Verdict:
+    """3.5 at each backbone size in `table` (smallest first), combined by `across_sizes`."""
+    return across_sizes("3.5", {size: params_not_flops(rows, experts, baseline_experts, metric)
+                                for size, rows in table.groupby("size", sort=False)})
 
 
 def curve_shape(curves: pd.DataFrame, by: str, metric: str = METRIC) -> pd.DataFrame:
@@ -97,13 +105,37 @@ def curve_shape(curves: pd.DataFrame, by: str, metric: str = METRIC) -> pd.DataF
 
 def seconds_per_run(table: pd.DataFrame, dense: str, moe: str) -> tuple[dict[str, float], str]:
     """Training seconds of one run of each architecture, and where they come from: the quiet-machine
-    measurement of `python -m lib.bench --only moe_proxy` if there is one, else the runs' own
-    times (which vary with whatever else the machine was doing)."""
+    measurement of `python -m lib.bench --only moe_proxy` if it measured this profile's pair, else
+    the runs' own times (which vary with whatever else the machine was doing)."""
     tokens = float(table.total_tokens.iloc[0])
-    if measured := read_bench().get("moe_proxy"):
-        dense_row, moe_row = measured
-        return {dense: tokens / dense_row["tokens_per_s"], moe: tokens / moe_row["tokens_per_s"]}, "the benchmark"
+    presets = {arch: size if arch == dense else f"{size} {arch}"
+               for arch, size in table.groupby("architecture")["size"].first().items()}
+    bench = read_bench()
+    measured = {row["preset"]: row for row in bench.get("moe_proxy") or []}
+    if bench.get("profile") == table.profile.iloc[0] and all(presets.get(a) in measured for a in (dense, moe)):
+        return {a: tokens / measured[presets[a]]["tokens_per_s"] for a in (dense, moe)}, "the benchmark"
     return table.groupby("architecture")["train_seconds"].mean().to_dict(), "the runs' own times"
+
+
+def across_sizes(finding: str, by_size: dict[str, Verdict]) -> Verdict:
+    """One finding tested at several sizes (or pairs of sizes), smallest first: reproduced if it is at
+    every size, partly if it or part of it is at some (`verdicts.combine`); the headline contrast is
+    the largest size's; every size's sentence, reason and intervals are kept, prefixed by the size's
+    name. One size: its own verdict."""
+    if len(by_size) == 1:
+        return next(iter(by_size.values()))
+    largest = list(by_size)[-1]
+    head = by_size[largest]
+    labels = [v.verdict for v in by_size.values()]
+    label = PARTLY if PARTLY in labels else combine(labels)  # part of the claim holds at some size
+    sentence = " ".join(f"**{size}:** {v.verdict}. {v.sentence}" for size, v in by_size.items())
+    distinct = {v.reason for v in by_size.values()}
+    reason = distinct.pop() if len(distinct) == 1 else "; ".join(f"{size}: {v.reason}" for size, v in by_size.items() if v.reason)
+    estimates = {f"{size} {name}": e for size, v in by_size.items()
+                 for name, e in v.details.get("estimates", {}).items()}
+    return Verdict(finding, label, sentence, head.metric, head.estimate, min(v.n_seeds for v in by_size.values()),
+                   claim=head.claim, reason=reason,
+                   details={"by_size": by_size, "headline_size": largest, "estimates": estimates})
 
 
 PEAK_BAND = (0.75, 1.25)  # the proxy's best point within +-25 % of the dense model's, in tokens
@@ -156,6 +188,25 @@ def cheap_moe_predicts(table: pd.DataFrame, repeated_curves: pd.DataFrame, dense
                             "params_ratio": float(params_ratio),
                             "estimates": {"drop, MoE minus dense": drop_gap, "peak ratio, MoE over dense": ratio,
                                           f"drop {dense}": dense_drop}})
+
+
+def moe_pair(table: pd.DataFrame, dense_size: str, backbone: str, moe: str) -> pd.DataFrame:
+    """The rows of one 3.6 pair in a table holding several: the dense size's dense runs and the
+    backbone's `moe` runs."""
+    dense = (table["size"] == dense_size) & (table.architecture == "dense")
+    return table[dense | ((table["size"] == backbone) & (table.architecture == moe))]
+
+
+def cheap_moe_by_size(table: pd.DataFrame, repeated_curves: pd.DataFrame, pairs: dict[str, tuple[str, int]],
+                      metric: str = METRIC) -> Verdict:
+    """3.6 for each pair in `pairs` (proxy backbone -> (dense size, experts), smallest first),
+    combined by `across_sizes`."""
+    by_size = {}
+    for backbone, (dense_size, experts) in pairs.items():
+        moe = f"MoE {experts}"
+        by_size[f"{backbone} with {experts} experts vs {dense_size}"] = cheap_moe_predicts(moe_pair(table, dense_size, backbone, moe),
+                                               moe_pair(repeated_curves, dense_size, backbone, moe), "dense", moe, metric)
+    return across_sizes("3.6", by_size)
 
 
 def ul2_degrades_more(table: pd.DataFrame, metric: str = METRIC) -> Verdict:
@@ -284,36 +335,83 @@ def late_dropout_matches(table: pd.DataFrame, curves: pd.DataFrame, starts: tupl
                    details={"ends": ends, "leads": leads, "estimates": estimates})
 
 
-def dropout_needs_tuning(table: pd.DataFrame, sizes: list[str], ladder_failures: str, metric: str = METRIC) -> Verdict:
-    """3.10. (a) the best dropout rate differs across sizes: a size x rate interaction beyond
-    noise (F test) with different best rates; untestable if the size ladder fails
-    (`ladder_failures`, from `lib.verdicts.ladder_failures`); (b) the largest size, at its best
-    rate, still ends above its curve's best. Reproduced if both, partly if one; not reproduced
-    if the largest size's curve ends at its best."""
-    repeated = table[table.epochs == table.epochs.max()]
+def stable_repeated(table: pd.DataFrame, by: list[str], metric: str = METRIC) -> tuple[pd.DataFrame, dict]:
+    """The repeated-data runs without the cells (`by`) whose seed spread is an outlier
+    (`stats.variance_outliers`), and those cells with their sd."""
+    repeated = table[table.epochs == table.epochs.max()] if "epochs" in table else table
+    flagged = stats.variance_outliers(repeated, by, metric)
+    keys = pd.Series(list(zip(*(repeated[c] for c in by))), index=repeated.index)
+    return repeated[~keys.isin(list(flagged))], flagged
+
+
+def outlier_sentence(flagged: dict, metric: str = METRIC) -> str:
+    """Names the cells `stable_repeated` left out ('' if none)."""
+    if not flagged:
+        return ""
+    cells = ", ".join(" at ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in cell) + f" (sd {sd:.2f})"
+                      for cell, sd in flagged.items())
+    return (f" Left out: {cells}, whose seeds' final {metric} spread far more than any other cell's "
+            "(Cochran's test, 1 %); such a cell would set the pooled variance of every interval.")
+
+
+def rate_cells(table: pd.DataFrame, sizes: list[str], metric: str = METRIC):
+    """3.10's repeated-data cells by size and rate, outlying ones left out (`stable_repeated`): the
+    metric's cells, its final-minus-best cells, the rates each size kept, each size's best rate
+    (lowest mean) and the cells left out."""
+    repeated, flagged = stable_repeated(table, ["size", "dropout"], metric)
     cells = Cells(repeated, ["size", "dropout"], metric)
+    overfit = Cells(repeated.assign(overfit=repeated[metric] - repeated[f"best_{metric}"]), ["size", "dropout"], "overfit")
+    kept = {s: sorted(repeated[repeated["size"] == s].dropout.unique()) for s in sizes}
+    best_rate = {s: min(kept[s], key=lambda r: cells[(s, r)]) for s in sizes}
+    return cells, overfit, kept, best_rate, flagged
+
+
+def best_rates(table: pd.DataFrame, sizes: list[str], metric: str = METRIC) -> pd.DataFrame:
+    """3.10, per size on repeated data: the best dropout rate (lowest mean final metric), its benefit
+    over no dropout and the curve's final-minus-best at that rate, each with its 95 % interval
+    (cells with an outlying seed spread left out: `stable_repeated`)."""
+    cells, overfit, _, best_rate, _ = rate_cells(table, sizes, metric)
+    rows = []
+    for size in sizes:
+        best = best_rate[size]
+        benefit = (cells.contrast(stats.difference((size, 0.0), (size, best))).interval()
+                   if (size, 0.0) in cells.mean else "no dropout left out")
+        decline = overfit.contrast({(size, best): 1.0})
+        rows.append({"size": size, "best rate": best, f"{metric} at best rate": cells[(size, best)],
+                     "benefit over no dropout": benefit, "final minus best at best rate": decline.interval()})
+    return pd.DataFrame(rows).set_index("size")
+
+
+def dropout_needs_tuning(table: pd.DataFrame, sizes: list[str], size_caveat: str, metric: str = METRIC) -> Verdict:
+    """3.10. (a) the best dropout rate differs across sizes: a size x rate interaction beyond
+    noise (F test) with different best rates; untestable where sizes cannot stand for the paper's
+    (`size_caveat`, from `lib.profile_check.size_caveat`: the ladder fails, or the encoder is
+    idle); (b) the largest size, at its best
+    rate, still ends above its curve's best. Reproduced if both, partly if one; not reproduced
+    if the largest size's curve ends at its best. Cells with an outlying seed spread are left out
+    (`stable_repeated`); the F test uses the rates every size kept."""
+    cells, overfit, kept, best_rate, flagged = rate_cells(table, sizes, metric)
     if not cells.df:
         return no_spread("3.10", metric, table)
-    rates = sorted(repeated.dropout.unique())
-    best_rate = {s: min(rates, key=lambda r: cells[(s, r)]) for s in sizes}
+    rates = [r for r in kept[sizes[0]] if all(r in kept[s] for s in sizes)]
     f, p = stats.interaction_f_test(cells, sizes, rates)
     shifts = len(set(best_rate.values())) > 1
-    a = UNTESTABLE if ladder_failures else REPRODUCED if p < stats.ALPHA and shifts else INCONCLUSIVE
-    overfit = Cells(repeated.assign(overfit=repeated[metric] - repeated[f"best_{metric}"]), ["size", "dropout"], "overfit")
+    a = UNTESTABLE if size_caveat else REPRODUCED if p < stats.ALPHA and shifts else INCONCLUSIVE
     decline = overfit.contrast({(sizes[-1], best_rate[sizes[-1]]): 1.0})
     b = directional(decline)
     if a == UNTESTABLE and b != REPRODUCED:
-        verdict, reason = UNTESTABLE, f"the size ladder does not hold ({ladder_failures}), and the largest size shows no late decline beyond noise"
+        verdict, reason = UNTESTABLE, f"{size_caveat}, and the largest size shows no late decline beyond noise"
     elif b == NOT and a != REPRODUCED:
         verdict, reason = NOT, ""
     else:
         verdict = combine([x for x in (a, b) if x != UNTESTABLE]) if a != UNTESTABLE else PARTLY
-        reason = f"(a) is untestable: the size ladder does not hold ({ladder_failures})" if a == UNTESTABLE else (
+        reason = f"(a) is untestable: {size_caveat}" if a == UNTESTABLE else (
             "(a) no size x rate interaction beyond noise" if verdict == INCONCLUSIVE else "")
     sentence = (
         "Best dropout rate on repeated data: " + ", ".join(f"{s} {best_rate[s]:g}" for s in sizes)
         + f". (a) Size x rate interaction: F = {f:.2f}, p = {p:.3f}; the best rate shifts with size: {yes(a)}. "
-        f"(b) At its best rate {sizes[-1]} ends {decline.interval()} above its curve's best: still declines late: {yes(b)}.")
+        f"(b) At its best rate {sizes[-1]} ends {decline.interval()} above its curve's best: still declines late: {yes(b)}."
+        + outlier_sentence(flagged, metric))
     return Verdict("3.10", verdict, sentence, "final minus best " + metric, decline, n_seeds(table), reason=reason,
                    details={"best_rate": best_rate, "interaction_p": p, "a": a, "b": b,
                             "estimates": {f"(b) {sizes[-1]} final minus best at rate {best_rate[sizes[-1]]:g}": decline}})
@@ -346,18 +444,20 @@ def moe_transfer(table: pd.DataFrame, dense: str, moe: str, metric: str = METRIC
     rankings agree beyond chance (Spearman against its exact permutation null, 5 %); not
     reproduced if the MoE's best rate is worse for the dense model than the dense model's own
     best, beyond noise. Reproduced if, in addition, the MoE sweep plus one confirming dense run
-    costs less wall-clock than the dense sweep (`seconds` as in `cheap_moe_predicts`)."""
-    cells = Cells(table, ["architecture", "dropout"], metric)
+    costs less wall-clock than the dense sweep (`seconds` as in `cheap_moe_predicts`). A cell with an
+    outlying seed spread is left out (`stable_repeated`), and its rate from both rankings."""
+    stable, flagged = stable_repeated(table, ["architecture", "dropout"], metric)
+    cells = Cells(stable, ["architecture", "dropout"], metric)
     if not cells.df:
         return no_spread("3.11", metric, table)
-    rates = sorted(table.dropout.unique())
+    rates = [r for r in sorted(stable.dropout.unique()) if all((arch, r) in cells.mean for arch in (dense, moe))]
     best = {arch: min(rates, key=lambda r: cells[(arch, r)]) for arch in (dense, moe)}
     rho, p = stats.permutation_p(np.array([cells[(dense, r)] for r in rates]), np.array([cells[(moe, r)] for r in rates]))
     miss = cells.contrast(stats.difference((dense, best[moe]), (dense, best[dense])))
     cost, source = sweep_cost(table, dense, moe, seconds)
     cost = cost[["train_flops", "train_seconds"]]
     sweep = cost.loc[moe] / cost.loc[dense]
-    with_confirmation = (cost.loc[moe] + cost.loc[dense] / len(rates)) / cost.loc[dense]
+    with_confirmation = (cost.loc[moe] + cost.loc[dense] / table.dropout.nunique()) / cost.loc[dense]
     cheaper = with_confirmation["train_seconds"] < 1
     interior = {arch: interior_optimum(cells, arch, rates) for arch in (dense, moe)}
     reachable = 1 / np.prod(np.arange(1, len(rates) + 1)) < stats.ALPHA
@@ -379,7 +479,7 @@ def moe_transfer(table: pd.DataFrame, dense: str, moe: str, metric: str = METRIC
         f"model at the proxy's best rate loses {miss.interval()} against its own best. Spearman over the rates "
         f"{rho:+.2f}, permutation p = {p:.3f}. The MoE sweep costs {sweep['train_flops']:.2f}x the dense sweep's "
         f"FLOPs and {sweep['train_seconds']:.2f}x its wall-clock here (from {source}); with one confirming dense "
-        f"run, {with_confirmation['train_seconds']:.2f}x.")
+        f"run, {with_confirmation['train_seconds']:.2f}x." + outlier_sentence(flagged, metric))
     return Verdict("3.11", verdict, sentence, metric, miss, n_seeds(table), reason=reason,
                    details={"best": best, "spearman": rho, "permutation_p": p, "interior": interior,
                             "sweep_cost": sweep.to_dict(), "with_confirmation": with_confirmation.to_dict(),

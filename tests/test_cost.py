@@ -14,10 +14,10 @@ CPU = get_profile("cpu")
 
 
 def synthetic_bench(tokens_per_s: float = 1000.0) -> dict:
-    """A bench.json that measured only the cpu profile's S preset (bf16)."""
+    """A bench.json that measured only the cpu profile's S preset (fp32 and bf16 alike)."""
     params = cost.model_cost(CPU.config("S"))["params"]
-    return {"train": [{"preset": "S", "params": params, "dtype": "bf16", "compiled": False,
-                       "tokens_per_s": tokens_per_s, "gflops": 1.0}]}
+    return {"train": [{"preset": "S", "params": params, "dtype": dtype, "compiled": False,
+                       "tokens_per_s": tokens_per_s, "gflops": 1.0} for dtype in ("fp32", "bf16")]}
 
 
 def test_agrees_with_lib_models():

@@ -1,5 +1,5 @@
 """Trust: the same config gives bit-identical metrics in fresh processes and when a sweep trains
-its runs side by side; and the bench's book-cost and precision-check helpers."""
+its runs side by side; and the bench's book-cost helper (the other bench tests: tests/test_bench.py)."""
 from __future__ import annotations
 
 import json
@@ -93,20 +93,6 @@ def test_book_cpu_hours(smoke, tmp_path, monkeypatch):
         runs.write_atomic(folder / f"{name}.json", result)
     (folder / "broken.json").write_text("{")
     assert bench.book_cpu_hours() == pytest.approx(1.0 + 0.25)
-
-
-def test_precision_check_configs():
-    cells = bench.precision_check("cpu", seeds=(0, 1))
-    grid = [cfg for cfg in bench.sweeps.repetition_grid("cpu", (0, 1), sizes=["XS"], epochs=(64,))]
-    assert cells["bf16"] == grid  # the cpu profile trains in bf16: the committed 3.2 cell itself
-    assert [cfg.replace(precision="bf16") for cfg in cells["fp32"]] == grid
-    assert {cfg.precision for cfg in cells["fp32"]} == {"fp32"}
-    assert not {cfg.key() for cfg in cells["fp32"]} & {cfg.key() for cfg in grid}
-
-
-def test_precision_verdict():
-    assert bench.precision_verdict([0.30, 0.32], [0.31, 0.33]).startswith("Final validation accuracy agrees")
-    assert "does not agree" in bench.precision_verdict([0.30, 0.31], [0.35, 0.36])
 
 
 def test_accelerate_config_is_multi_gpu_and_leaves_precision_to_the_run():

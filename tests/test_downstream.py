@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
-from lib import finetune, runs, squad_score, title_task
+from lib import downstream, finetune, runs, squad_score, title_task
 from lib.models import build_model
 from lib.objectives import IGNORE_INDEX
 from lib.subsets import available_unique_tokens
@@ -203,3 +203,22 @@ def test_beside_paper_puts_the_papers_numbers_on_matching_rows():
                                   paper.TABLE_3, "objective")
     assert ul2.loc[("ul2", 64), "paper: SQuAD EM"] == 79.6  # our most-repeated cell stands in the 2^8 row
     assert ul2.loc[("span", 1), "ours: title loss"].startswith("5.000")
+
+
+def test_encoder_sentence_says_which_metric_can_rank_checkpoints():
+    """Checkpoints that miss the encoder bars: EM and F1 cannot separate them, the title loss can."""
+    missed = downstream.encoder_sentence("encoder swap cost +0.011 to +0.020 (XXS, XS, S)", 0.3)
+    assert "+0.011 to +0.020" in missed and "title loss" in missed and "exact match" in missed
+    assert "clears both encoder bars" in downstream.encoder_sentence("", 0.3)
+
+
+def test_budget_sentence_says_whether_pretraining_keeps_its_lead():
+    def check(long_scratch):
+        index = pd.MultiIndex.from_product([[400, 1600], ["pre-trained", "from scratch"]],
+                                           names=["fine-tuning steps", "start"])
+        return pd.DataFrame({"title loss": [4.0, 4.2, 3.8, long_scratch]}, index=index)
+
+    kept = downstream.budget_sentence(check(3.9))
+    assert "+0.200 nats at 400 steps, +0.100 at 1,600" in kept and "keeps its lead" in kept
+    lost = downstream.budget_sentence(check(3.7))
+    assert "-0.100 at 1,600" in lost and "not an advantage that lasts" in lost

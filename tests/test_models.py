@@ -1,13 +1,14 @@
 """T5 v1.1 models: untied head, sane initial loss, parameter counts and the FLOP formula."""
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from lib.models import build_model, is_untied, parameter_counts, training_flops_per_input_token
+from lib.models import ResidualDrop, build_model, is_untied, parameter_counts, training_flops_per_input_token
 from lib.objectives import raw_length_for_inputs
 from lib.profiles import get_profile
 
@@ -62,7 +63,7 @@ def test_cpu_presets_span_a_useful_range():
     counts = [parameter_counts(_build("cpu", size)[0])["params"] for size in get_profile("cpu").sizes]
     assert len(counts) >= 4
     assert counts == sorted(counts) and len(set(counts)) == len(counts)
-    assert 0.3e6 <= counts[0] <= 1e6 and 5e6 <= counts[-1] <= 15e6
+    assert 0.2e6 <= counts[0] <= 1e6 and 3e6 <= counts[-1] <= 15e6  # a ladder of 15x in parameters
 
 
 @pytest.mark.parametrize("size,expected", [("Base", 247.6e6), ("Large", 783.2e6), ("XL", 2.850e9)])
@@ -99,3 +100,35 @@ def test_flop_formula_matches_flop_counter(size):
     measured = counter.get_total_flops() / (4 * input_length)
     formula = training_flops_per_input_token(preset, total_vocab, input_length, target_length)
     assert formula == pytest.approx(measured, rel=0.10)
+
+
+@pytest.mark.parametrize("layers,decoder_layers", [(2, 2), (3, 1)])
+def test_droppath_rate_grows_with_depth(layers, decoder_layers):
+    """Stochastic depth: every residual branch of layer l (from 1) of a stack of L layers has rate
+    droppath x l / L, the encoder and the decoder counted separately (self-attention and FFN in the
+    encoder, self-attention, cross-attention and FFN in the decoder); a branch at rate r drops about
+    a fraction r of the sequences and scales the others by 1 / (1 - r)."""
+    preset = dataclasses.replace(get_profile("smoke").presets["M"], num_layers=layers,
+                                 num_decoder_layers=decoder_layers, droppath=0.3)
+    model = build_model(preset, 612, 0)
+    for stack, n, branches in ((model.encoder, layers, 2), (model.decoder, decoder_layers, 3)):
+        assert len(stack.block) == n
+        for index, block in enumerate(stack.block):
+            rates = [branch.dropout.path_rate for branch in block.layer]
+            assert all(isinstance(branch.dropout, ResidualDrop) for branch in block.layer)
+            assert rates == pytest.approx([0.3 * (index + 1) / n] * branches)
+    first = model.encoder.block[0].layer[0].dropout
+    torch.manual_seed(0)
+    out = first.train()(torch.ones(4000, 2, 3))
+    kept = out[:, 0, 0] != 0
+    rate = 0.3 / layers
+    assert (1 - kept.float().mean()).item() == pytest.approx(rate, abs=0.03)
+    assert torch.allclose(out[kept], torch.full_like(out[kept], 1 / (1 - rate)))
+    assert torch.all(out[~kept] == 0)
+
+
+def test_droppath_with_shared_layers_keeps_one_rate_per_distinct_layer():
+    preset = dataclasses.replace(get_profile("smoke").presets["M"], layer_repeats=2, droppath=0.2)
+    model = build_model(preset, 612, 0)
+    rates = [block.layer[0].dropout.path_rate for block in model.encoder.block]
+    assert rates == pytest.approx([0.1, 0.2, 0.1, 0.2])  # each distinct layer applied twice

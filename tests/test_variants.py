@@ -216,8 +216,9 @@ def test_droppath_is_identity_in_eval_and_drops_branches_in_training(preset):
         plain.eval(), drop.eval()
         assert torch.equal(plain(input_ids=x, labels=y).logits, drop(input_ids=x, labels=y).logits)
         branch = torch.ones(1000, 3, 5)
-        wrappers[0].train()
-        out = wrappers[0](branch)
+        last = next(w for w in wrappers if w.path_rate == 0.5)  # a stack's last layer: the full rate
+        last.train()
+        out = last(branch)
         kept = out[:, 0, 0] != 0
         assert 0.4 < kept.float().mean() < 0.6
         assert torch.all(out[kept] == 2.0) and torch.all(out[~kept] == 0)

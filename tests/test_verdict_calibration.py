@@ -3,6 +3,8 @@ seeds, DRAWS tables per case): without the claimed effect it says "reproduced" a
 time (plus Monte-Carlo tolerance), and with a 10-sd effect and 3 seeds at least 80 % of the time."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -74,3 +76,77 @@ def test_ladder_failure_makes_the_size_claim_untestable():
     table["best_val_loss"] = table.val_loss
     verdict = verdicts.repetition_degrades(table, calibration.SIZES)
     assert verdict.verdict == verdicts.UNTESTABLE and "ladder" in verdict.reason
+
+
+def test_a_finding_at_two_sizes_is_partly_reproduced_where_one_size_is():
+    """`across_sizes`: every size's verdict and intervals are kept; the headline is the largest size's."""
+    rng = np.random.default_rng(0)
+    small, large = calibration.RULES["3.5"]("planted", 10, 3, rng), calibration.RULES["3.5"]("null", 0, 3, rng)
+    combined = vv.across_sizes("3.5", {"A": small, "B": large})
+    assert small.verdict == verdicts.REPRODUCED and large.verdict != verdicts.REPRODUCED
+    assert combined.verdict == verdicts.PARTLY and combined.estimate is large.estimate
+    assert "**A:** reproduced" in combined.sentence and f"**B:** {large.verdict}" in combined.sentence
+    assert len(verdicts.interval_table(combined)) == len(verdicts.interval_table(small)) * 2
+    partly = dataclasses.replace(large, verdict=verdicts.PARTLY)
+    assert vv.across_sizes("3.5", {"A": partly, "B": partly}).verdict == verdicts.PARTLY
+    assert vv.across_sizes("3.5", {"A": partly, "B": large}).verdict == verdicts.PARTLY
+
+
+def test_best_rates_per_size_with_benefit_and_late_decline():
+    """3.10's per-size table: each size's lowest-loss rate, its gain over no dropout, and the
+    final-minus-best of the curve at that rate."""
+    rows = []
+    for size, best, decline in (("A", 0.1, 0.0), ("B", 0.3, 0.05)):
+        for rate in (0.0, 0.1, 0.3):
+            for seed, noise in enumerate((-0.001, 0.001)):
+                loss = 5.0 + (0.0 if rate == best else 0.2) + noise
+                rows.append({"size": size, "dropout": rate, "epochs": 64, "seed": seed, "val_loss": loss,
+                             "best_val_loss": loss - (decline if rate == best else 0.0)})
+    table = vv.best_rates(pd.DataFrame(rows), ["A", "B"])
+    assert table["best rate"].to_dict() == {"A": 0.1, "B": 0.3}
+    assert table.loc["A", "benefit over no dropout"].startswith("+0.200")
+    assert table.loc["B", "final minus best at best rate"].startswith("+0.050")
+
+
+def test_a_cell_with_an_outlying_seed_spread_is_left_out_of_the_dropout_sweep():
+    """3.10: a cell whose seeds disagree far more than any other cell's (as when a run's evaluation
+    loss blows up) is left out and named, so its spread does not widen every other interval."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for size in ("A", "B", "C"):
+        for rate in (0.0, 0.1, 0.3, 0.5):
+            for seed in range(2):
+                loss = 5.0 + (0.0 if rate == 0.1 else 0.2) + rng.normal(0, 0.002)
+                if (size, rate) == ("A", 0.5):
+                    loss = (7.0, 12.0)[seed]
+                rows.append({"size": size, "dropout": rate, "epochs": 64, "seed": seed, "val_loss": loss,
+                             "best_val_loss": min(loss, 5.2)})
+    table = pd.DataFrame(rows)
+    assert list(stats.variance_outliers(table, ["size", "dropout"], "val_loss")) == [("A", 0.5)]
+    best = vv.best_rates(table, ["A", "B", "C"])
+    assert best["best rate"].to_dict() == {"A": 0.1, "B": 0.1, "C": 0.1}
+    assert best.loc["A", "benefit over no dropout"] == "+0.199 (95 % CI +0.196 to +0.202)"
+    verdict = vv.dropout_needs_tuning(table, ["A", "B", "C"], "")
+    assert "Left out: A at 0.5 (sd 3.54)" in verdict.sentence
+    assert verdict.estimate.high - verdict.estimate.low < 0.05
+    baseline_out = table.assign(val_loss=table.val_loss.where((table["size"] != "B") | (table.dropout != 0.0),
+                                                              table.seed * 3.0))
+    assert vv.best_rates(baseline_out, ["A", "B", "C"]).loc["B", "benefit over no dropout"] == "no dropout left out"
+    homogeneous = table[(table["size"] != "A") | (table.dropout != 0.5)]
+    assert stats.variance_outliers(homogeneous, ["size", "dropout"], "val_loss") == {}
+
+
+def test_moe_transfer_leaves_out_a_cell_with_an_outlying_seed_spread():
+    """3.11: the blown-up cell is named and its rate leaves both rankings, so the others keep their noise."""
+    rng = np.random.default_rng(1)
+    rows = []
+    for arch in ("dense", "MoE"):
+        for rate, level in ((0.0, 0.3), (0.1, 0.0), (0.2, 0.1), (0.3, 0.2), (0.5, 0.4)):
+            for seed in range(2):
+                loss = 5.0 + level + rng.normal(0, 0.002) if (arch, rate) != ("MoE", 0.5) else (5.0, 6.6)[seed]
+                rows.append({"architecture": arch, "dropout": rate, "epochs": 64, "seed": seed, "val_loss": loss,
+                             "best_val_loss": loss, "train_flops": 1.0, "train_seconds": 1.0, "size": "A",
+                             "total_tokens": 1, "profile": "smoke"})
+    verdict = vv.moe_transfer(pd.DataFrame(rows), "dense", "MoE", seconds=({"dense": 1.0, "MoE": 0.1}, "a test"))
+    assert "Left out: MoE at 0.5" in verdict.sentence and verdict.details["interior"]["dense"]
+    assert verdict.details["spearman"] == 1.0
