@@ -68,7 +68,7 @@ def finding_verdicts(profile: str = "cpu", seeds=(0, 1)) -> dict[str, verdicts.V
 
 
 def variant_findings(profile: str, size_caveat: str, seeds=(0, 1)) -> dict[str, verdicts.Verdict]:
-    """Findings 3.5-3.11, each by its notebook's rule (3.7 and 3.9 with one more seed, as their notebooks);
+    """Findings 3.5-3.11, each by its notebook's rule (3.6, 3.7 and 3.9 with one more seed, as their notebooks);
     `size_caveat` says why the grid's sizes cannot stand for the paper's, if they cannot (for 3.10)."""
     p = get_profile(profile)
     experts = sweeps.moe_proxy(profile)[1]  # finding 3.11's proxy (the variant size's)
@@ -77,9 +77,9 @@ def variant_findings(profile: str, size_caveat: str, seeds=(0, 1)) -> dict[str, 
     def table(cfgs):
         return runs.run_sweep(cfgs, allow_train=False, progress=False)
 
-    cheap = sweeps.cheap_moe(profile, seeds)
-    cheap_curves = runs.curves([c for c in cheap if c.data.epochs == sweeps.REPEATED])
     more_seeds = (*seeds, max(seeds) + 1)  # where the effect is within 3x the spread at two seeds
+    cheap = sweeps.cheap_moe(profile, more_seeds)
+    cheap_curves = runs.curves([c for c in cheap if c.data.epochs == sweeps.REPEATED])
     late = sweeps.late_dropout(profile, more_seeds)
     return {
         "3.5": vv.params_not_flops_by_size(table(sweeps.params_vs_flops(profile, seeds)), sweeps.RECIPE_EXPERTS,

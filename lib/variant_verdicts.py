@@ -180,7 +180,7 @@ def cheap_moe_predicts(table: pd.DataFrame, repeated_curves: pd.DataFrame, dense
         f"FLOPs per token and {wall_ratio:.2f}x its training wall-clock here (from {source}). On repeated data its "
         f"best point comes at {ratio.interval(2)} times the dense model's tokens (band {PEAK_BAND[0]}-{PEAK_BAND[1]}), "
         f"and its final-minus-best drop differs by {drop_gap.interval()} from the dense model's "
-        f"{dense_drop.estimate:.3f} (margin {MARGIN:.0%} of it): the curves match in shape: {yes(shape_label)}"
+        f"{dense_drop.estimate:.3f} (margin {MARGIN:.0%} of it). Do the curves match in shape? {yes(shape_label)}"
         + ("" if cheaper else "; the proxy is not faster on this CPU") + ".")
     return Verdict("3.6", verdict, sentence, "final minus best " + metric, drop_gap, n_seeds(table),
                    claim=MARGIN * dense_drop.estimate, reason=reason,
