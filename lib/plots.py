@@ -17,14 +17,15 @@ LABELS = {"val_loss": "validation loss (nats)", "val_accuracy": "masked-token ac
 
 
 def curves(curve_table: pd.DataFrame, metric: str = "val_loss", hue: str = "epochs", col: str | None = "size",
-           reference: pd.DataFrame | None = None, title: str | None = None):
-    """Validation curves over training tokens (mean over seeds, band = seed spread).
+           reference: pd.DataFrame | None = None, title: str | None = None, row: str | None = None):
+    """Validation curves over training tokens (mean over seeds, band = seed spread), one panel per
+    value of `col` (and of `row`, if given: one figure, so a page gets one numbered figure).
 
     `reference`: rows with `col` and `unigram_content_loss`, drawn as a dashed line per panel.
     """
     data = curve_table[curve_table.tokens > 0]
     norm = LogNorm() if hue == "epochs" else None  # 1 ... 256 epochs spread evenly in colour
-    grid = sns.relplot(data=data, x="tokens", y=metric, hue=hue, col=col, kind="line", errorbar=("sd", 1),
+    grid = sns.relplot(data=data, x="tokens", y=metric, hue=hue, col=col, row=row, kind="line", errorbar=("sd", 1),
                        palette="viridis", hue_norm=norm, height=3.4, aspect=1.15, facet_kws={"sharey": True}, marker="o",
                        markersize=3)
     grid.set(xscale="log")
@@ -98,10 +99,25 @@ def fixed_repetition(fixed: pd.DataFrame, fresh: pd.DataFrame, metric: str = "va
 
 
 def bars(table: pd.DataFrame, x: str, metric: str = "val_loss", hue: str | None = None, title: str | None = None,
-         reference: float | None = None, reference_label: str = "unique data, no regularizer"):
+         reference: float | None = None, reference_label: str = "unique data, no regularizer", panel: str | None = None):
     """Final metric per category (mean over seeds, whiskers = seed sd), horizontal bars; the
-    y-range starts near the data so differences stay visible."""
-    fig, ax = plt.subplots(figsize=(6.4, 0.45 * table[x].nunique() * (table[hue].nunique() if hue else 1) + 1.2))
+    x-range starts near the data so differences stay visible. `panel`: one panel per value of this
+    column, stacked in one figure."""
+    panels = list(table.groupby(panel, sort=False)) if panel else [(None, table)]
+    height = 0.45 * table[x].nunique() * (table[hue].nunique() if hue else 1) + 1.2
+    fig, axes = plt.subplots(len(panels), 1, figsize=(6.4, height * len(panels)), squeeze=False)
+    for ax, (name, rows) in zip(axes[:, 0], panels):
+        _bar_panel(ax, rows, x, metric, hue, reference, reference_label)
+        ax.set_title(f"{panel} {name}" if panel else title)
+    if panel:
+        fig.tight_layout()
+        if title:
+            fig.suptitle(title, y=1.02)
+    return fig
+
+
+def _bar_panel(ax, table: pd.DataFrame, x: str, metric: str, hue: str | None, reference: float | None,
+               reference_label: str):
     sns.barplot(data=table, y=x, x=metric, hue=hue, errorbar=("sd", 1), ax=ax, palette="viridis", orient="h")
     low, high = table[metric].min(), table[metric].max()
     if reference is not None:
@@ -110,9 +126,6 @@ def bars(table: pd.DataFrame, x: str, metric: str = "val_loss", hue: str | None 
         low = min(low, reference)
     ax.set_xlim(low - 0.15 * (high - low + 1e-9), high + 0.1 * (high - low + 1e-9))
     ax.set(xlabel=LABELS.get(metric, metric), ylabel="")
-    if title:
-        ax.set_title(title)
-    return fig
 
 
 def lines(table: pd.DataFrame, x: str, metric: str = "val_loss", hue: str | None = None, title: str | None = None,
